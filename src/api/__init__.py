@@ -1,0 +1,1 @@
+"""The HTTP API and steward pages: thin, one hub service per request."""

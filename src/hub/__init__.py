@@ -1,0 +1,1 @@
+"""The golden-record store: canonical model, survivorship, merge/unmerge, history, outbox."""

@@ -1,0 +1,208 @@
+"""The canonical customer model and the frozen values the hub's pure decisions work on.
+
+A *party* is an organisation or a person. Source mappings (cdc/) turn a source row into a
+``CanonicalParty``; the matcher standardizes it into match features; survivorship picks, per
+attribute, which linked source record supplies the golden value. Multi-valued attributes are
+real lists. Everything here is I/O-free and JSON-serialisable through ``to_attributes``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PartyKind = Literal["organization", "person"]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+class PostalAddress(BaseModel):
+    """A postal address; ``country`` is ISO 3166-1 alpha-2."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    lines: tuple[str, ...] = ()
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _iso_country(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        upper = value.upper()
+        if not _COUNTRY.match(upper):
+            raise ValueError(f"expected an ISO 3166-1 alpha-2 country code, got {value!r}")
+        return upper
+
+
+class CanonicalParty(BaseModel):
+    """One source record in the canonical model, as a source mapping produced it.
+
+    Validation is strict where a wrong value would poison a golden record (a date that cannot
+    exist, an e-mail without a domain); a record that fails it is kept with its errors for a
+    steward rather than dropped.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    kind: PartyKind = "organization"
+    legal_name: str | None = None
+    given_name: str | None = None
+    middle_name: str | None = None
+    family_name: str | None = None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    addresses: tuple[PostalAddress, ...] = ()
+    tax_id: str | None = None
+    national_id: str | None = None
+    date_of_birth: date | None = None
+    website: str | None = None
+    # System-owned attributes: carried and survived, never used for matching.
+    currency: str | None = None
+    payment_terms: str | None = None
+    credit_limit: Decimal | None = None
+    legal_entity: str | None = None
+    lifecycle_status: str | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(v.strip() for v in values if v and v.strip())
+        for value in cleaned:
+            if not _EMAIL.match(value):
+                raise ValueError(f"not an e-mail address: {value!r}")
+        return cleaned
+
+    @field_validator("phones")
+    @classmethod
+    def _phones(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip() for v in values if v and v.strip())
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"[A-Za-z]{3}", value):
+            raise ValueError(f"expected an ISO 4217 currency code, got {value!r}")
+        return value.upper()
+
+    def to_attributes(self) -> dict[str, Any]:
+        """The JSON form stored in source records and golden records (None and empty dropped)."""
+        raw = self.model_dump(mode="json", exclude_none=True)
+        return {key: value for key, value in raw.items() if value not in ((), [], {}, "")}
+
+
+# Attributes that survivorship decides, in display order. Lists survive as whole lists.
+GOLDEN_ATTRIBUTES: tuple[str, ...] = (
+    "kind",
+    "legal_name",
+    "given_name",
+    "middle_name",
+    "family_name",
+    "emails",
+    "phones",
+    "addresses",
+    "tax_id",
+    "national_id",
+    "date_of_birth",
+    "website",
+    "currency",
+    "payment_terms",
+    "credit_limit",
+    "legal_entity",
+    "lifecycle_status",
+)
+
+
+class GoldenStatus(StrEnum):
+    ACTIVE = "active"
+    MERGED = "merged"
+    RETIRED = "retired"
+
+
+class DecidedBy(StrEnum):
+    RULE = "rule"
+    STEWARD = "steward"
+
+
+@dataclass(frozen=True)
+class SourceKey:
+    """The identity of a source row: system, table and primary key (as text)."""
+
+    system: str
+    table: str
+    pk: str
+
+    def __str__(self) -> str:
+        return f"{self.system}/{self.table}/{self.pk}"
+
+
+@dataclass(frozen=True)
+class SourcePosition:
+    """Where a change came from in its source's log, and when the source committed it."""
+
+    lsn: int | None
+    tx_id: int | None
+    committed_at: datetime
+    """The source commit time (Debezium ``source.ts_ms``), timezone-aware UTC."""
+
+    def sort_key(self) -> tuple[datetime, int, int]:
+        return (self.committed_at, self.lsn or 0, self.tx_id or 0)
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """One linked source record as survivorship sees it."""
+
+    source_record_id: int
+    key: SourceKey
+    attributes: Mapping[str, Any]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A steward's pinned value for one attribute; it beats every rule until unpinned."""
+
+    attribute: str
+    value: Any
+    pinned_by: str
+    reason: str
+    pinned_at: datetime
+
+
+@dataclass(frozen=True)
+class AttributeLineage:
+    """Why a golden attribute has its value: which source supplied it and which rule chose it."""
+
+    attribute: str
+    value: Any
+    rule: str
+    rule_set_version: str
+    source_record_id: int | None
+    source_key: SourceKey | None
+    position: SourcePosition | None
+    pinned: bool = False
+    pin_reason: str | None = None
+    pinned_by: str | None = None
+
+
+@dataclass(frozen=True)
+class SurvivedRecord:
+    """The output of survivorship: golden attributes plus a lineage entry for each."""
+
+    attributes: Mapping[str, Any]
+    lineage: Mapping[str, AttributeLineage] = field(default_factory=dict)

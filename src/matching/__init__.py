@@ -1,0 +1,1 @@
+"""Pure record matching: standardize, block, compare, score, cluster, explain. No I/O."""

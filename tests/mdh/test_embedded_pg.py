@@ -1,0 +1,56 @@
+"""The embedded server: idempotent start, truthful status, logical decoding ready for Debezium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from mdh.embedded_pg import EmbeddedPostgres
+
+
+def test_session_server_is_ready_for_logical_decoding(pg_server: EmbeddedPostgres) -> None:
+    with psycopg.connect(pg_server.url("postgres", driver="postgresql")) as conn:
+        assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
+        slots = conn.execute("SHOW max_replication_slots").fetchone()
+        assert slots is not None
+        assert int(slots[0]) >= 10
+        # TCP on loopback: the URL names 127.0.0.1, which is how Debezium will connect.
+        assert conn.info.host == "127.0.0.1"
+
+
+def test_start_twice_is_a_noop_and_status_survives_a_crash(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "pg")
+    assert server.status().state == "not initialised"
+    first = server.start()
+    assert first.running
+    again = server.start()
+    assert again.pid == first.pid, "a second start must not start another server"
+    assert first.pid is not None
+
+    os.kill(first.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while server.status().state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.status().state in ("crashed", "stopped")
+    assert not server.status().running
+
+    restarted = server.start()
+    assert restarted.running
+    assert restarted.port == first.port, "the port is remembered so URLs stay valid"
+    server.ensure_database("mdh")
+    with psycopg.connect(server.url("mdh", driver="postgresql")) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    stopped = server.stop()
+    assert stopped.state == "stopped"
+    assert server.stop().state == "stopped"
+
+
+def test_wrong_password_is_refused_over_tcp(pg_server: EmbeddedPostgres) -> None:
+    url = f"postgresql://postgres:wrong@127.0.0.1:{pg_server.port}/postgres"
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=5)
