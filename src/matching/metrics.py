@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
     "BCubedScores",
@@ -25,6 +26,8 @@ __all__ = [
     "score_pairwise",
     "summarize_duplicates",
 ]
+
+RecordId = TypeVar("RecordId", bound=Hashable)
 
 
 def _harmonic_mean(precision: float, recall: float) -> float:
@@ -156,10 +159,10 @@ def score_pairwise(
 
 
 def score_pairs(
-    pairs: Iterable[tuple[Hashable, Hashable]],
-    truth: Mapping[Hashable, Hashable | None],
+    pairs: Iterable[tuple[RecordId, RecordId]],
+    truth: Mapping[RecordId, Hashable | None],
     *,
-    sources: Mapping[Hashable, Hashable] | None = None,
+    sources: Mapping[RecordId, Hashable] | None = None,
 ) -> PairwiseScores:
     """Score predicted pairs (not closed under transitivity) against the true entities.
 
@@ -177,7 +180,7 @@ def score_pairs(
     Raises:
         KeyError: a paired record id is missing from ``truth`` (or ``sources``).
     """
-    seen: set[frozenset[Hashable]] = set()
+    seen: set[frozenset[RecordId]] = set()
     true_positives = 0
     for left, right in pairs:
         key = frozenset((left, right))
