@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import psutil
 import psycopg
+
 with warnings.catch_warnings():
     # Importing the package reads a runtime dir it never uses here; its warning is noise.
     warnings.simplefilter("ignore")
@@ -119,9 +120,7 @@ class EmbeddedPostgres:
 
     def url(self, database: str = "postgres", driver: str = "postgresql+psycopg") -> str:
         """The TCP URL of ``database`` on this server, with the superuser password."""
-        return (
-            f"{driver}://{SUPERUSER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
-        )
+        return f"{driver}://{SUPERUSER}:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
 
     def status(self) -> ServerStatus:
         """Tell the truth about the server, including after a crash (a stale postmaster.pid)."""
@@ -160,8 +159,18 @@ class EmbeddedPostgres:
         try:
             self._run(
                 "pg_ctl",
-                ["-D", str(self.data_dir), "-w", "-t", str(int(timeout)), "-l", str(self.log_file)]
-                + ["-o", options, "start"],
+                [
+                    "-D",
+                    str(self.data_dir),
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                    "start",
+                ],
                 timeout=timeout + 10,
             )
         except EmbeddedPostgresError as exc:
@@ -192,7 +201,9 @@ class EmbeddedPostgres:
     def ensure_database(self, name: str) -> None:
         """Create ``name`` on this server unless it exists."""
         with psycopg.connect(self.url("postgres", driver="postgresql"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             if exists is None:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -296,7 +307,9 @@ class EmbeddedPostgres:
             return False
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
-        return bool(cmdline) and "postgres" in Path(cmdline[0]).name and self._names_data_dir(cmdline)
+        return (
+            bool(cmdline) and "postgres" in Path(cmdline[0]).name and self._names_data_dir(cmdline)
+        )
 
     def _names_data_dir(self, cmdline: list[str]) -> bool:
         target = str(self.data_dir)

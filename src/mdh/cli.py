@@ -1,0 +1,19 @@
+"""The `mdh` command: every sub-command is registered here and nowhere else."""
+
+from __future__ import annotations
+
+import typer
+
+from mdh.commands import db
+
+app = typer.Typer(
+    name="mdh",
+    help="mdh: a change-data-capture master data hub.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,1 @@
+"""Sub-commands of `mdh`, one module each; `mdh.cli` registers them."""
