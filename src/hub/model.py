@@ -206,3 +206,39 @@ class SurvivedRecord:
 
     attributes: Mapping[str, Any]
     lineage: Mapping[str, AttributeLineage] = field(default_factory=dict)
+
+
+class ChangeOp(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class SourceChange:
+    """One change to one source row, as cdc/ hands it to the hub.
+
+    ``attributes`` is the source mapping's output in the canonical shape, not yet validated:
+    the hub validates it with ``CanonicalParty`` and keeps failures with their errors.
+    ``raw`` is the row image as captured (the before-image for a delete, if any).
+    """
+
+    key: SourceKey
+    op: ChangeOp
+    attributes: Mapping[str, Any]
+    raw: Mapping[str, Any] | None
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class BatchPosition:
+    """How far a source has been applied: stored in the same transaction as the batch's effects.
+
+    ``source`` names the capture (a Debezium connector name or ``kafka:<group>``),
+    ``partition`` the ordered stream within it ("" for one Debezium connector, the Kafka
+    topic-partition otherwise) and ``offset`` a number that only grows along that stream (the
+    commit LSN for Debezium, the Kafka offset for Kafka).
+    """
+
+    source: str
+    partition: str
+    offset: int
