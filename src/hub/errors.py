@@ -108,3 +108,29 @@ class SchemaNotReadyError(HubError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(f"hub schema not ready ({detail}); run `mdh db migrate`")
+
+
+class ConfigError(HubError):
+    """A section of the declarative config file is not what was expected.
+
+    Names the file, the dotted key inside it and what was expected there (and what was found),
+    so a user can fix the file without reading code.
+    """
+
+    def __init__(self, file: str, key: str, expected: str, found: object = None) -> None:
+        self.file = file
+        self.key = key
+        self.expected = expected
+        self.found = found
+        shown = "" if found is None else f", found {found!r}"
+        super().__init__(f"{file}: {key}: expected {expected}{shown}")
+
+
+class InconsistentHistoryError(HubError):
+    """A golden record's history cannot be folded (another record's event, or no creation first)."""
+
+    def __init__(self, golden_id: int, sequence: int, reason: str) -> None:
+        self.golden_id = golden_id
+        self.sequence = sequence
+        self.reason = reason
+        super().__init__(f"history of golden record {golden_id} at sequence {sequence}: {reason}")

@@ -171,6 +171,8 @@ class SourceSnapshot:
     key: SourceKey
     attributes: Mapping[str, Any]
     position: SourcePosition
+    deleted: bool = False
+    """A deleted source row no longer speaks: survivorship ignores its values."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,9 @@ class AttributeLineage:
     pinned: bool = False
     pin_reason: str | None = None
     pinned_by: str | None = None
+    contributing_source_record_ids: tuple[int, ...] = ()
+    """For a combined value (``union``): every source record that supplied an element, first
+    one first (it is also ``source_record_id``). Empty when one source supplied the value."""
 
 
 @dataclass(frozen=True)
