@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub schema; run them through ``hub.db.migrate``."""
