@@ -105,6 +105,17 @@ class CanonicalParty(BaseModel):
         return {key: value for key, value in raw.items() if value not in ((), [], {}, "")}
 
 
+def is_empty_value(value: Any) -> bool:
+    """None, a blank string or an empty collection: an attribute value that is not there."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return not value
+    return False
+
+
 # Attributes that survivorship decides, in display order. Lists survive as whole lists.
 GOLDEN_ATTRIBUTES: tuple[str, ...] = (
     "kind",

@@ -27,6 +27,7 @@ from hub.model import (
     Pin,
     SourceSnapshot,
     SurvivedRecord,
+    is_empty_value,
 )
 from hub.rules import Rule, RuleKind, SurvivorshipRules
 
@@ -86,7 +87,7 @@ def survive(
             )
         else:
             candidates = [
-                _Candidate(rank, source, value, not is_empty(value))
+                _Candidate(rank, source, value, not is_empty_value(value))
                 for rank, source in enumerate(ranked)
                 for value in (source.attributes.get(attribute),)
             ]
@@ -95,20 +96,9 @@ def survive(
                 continue
             entry = found
         lineage[attribute] = entry
-        if not is_empty(entry.value):
+        if not is_empty_value(entry.value):
             attributes[attribute] = entry.value
     return SurvivedRecord(attributes=attributes, lineage=lineage)
-
-
-def is_empty(value: Any) -> bool:
-    """None, a blank string or an empty collection: a value that never wins by default."""
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | dict | set | frozenset):
-        return not value
-    return False
 
 
 def _rank(sources: Sequence[SourceSnapshot]) -> list[SourceSnapshot]:
@@ -210,7 +200,7 @@ def _union(
         items = candidate.value if isinstance(candidate.value, list | tuple) else [candidate.value]
         contributed = False
         for item in items:
-            if is_empty(item):
+            if is_empty_value(item):
                 continue
             key = agreement_key(item)
             if key in seen:
@@ -235,7 +225,7 @@ def _union(
 
 def completeness(value: Any) -> int:
     """How many non-empty leaf values ``value`` holds: list items, address fields, a scalar."""
-    if is_empty(value):
+    if is_empty_value(value):
         return 0
     if isinstance(value, Mapping):
         return sum(completeness(v) for v in value.values())
@@ -250,11 +240,11 @@ def agreement_key(value: Any) -> Any:
         return " ".join(value.casefold().split())
     if isinstance(value, Mapping):
         return tuple(
-            sorted((str(k), agreement_key(v)) for k, v in value.items() if not is_empty(v))
+            sorted((str(k), agreement_key(v)) for k, v in value.items() if not is_empty_value(v))
         )
     if isinstance(value, list | tuple):
         return tuple(agreement_key(v) for v in value)
-    if is_empty(value):
+    if is_empty_value(value):
         return None
     return value
 
