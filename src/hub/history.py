@@ -63,6 +63,8 @@ class GoldenSnapshot:
     def __post_init__(self) -> None:
         if (self.status is GoldenStatus.MERGED) != (self.merged_into is not None):
             raise ValueError("merged_into is set exactly when the status is merged")
+        if any(name != pin.attribute for name, pin in self.pins.items()):
+            raise ValueError("pins are keyed by the attribute they pin")
         # Empty values are absent values: two states that differ only there are the same state.
         object.__setattr__(self, "attributes", _present(self.attributes))
         object.__setattr__(self, "source_record_ids", frozenset(self.source_record_ids))

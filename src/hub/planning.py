@@ -56,8 +56,10 @@ class UnmergePlan:
 def plan_merge(a: GoldenSummary, b: GoldenSummary) -> MergePlan:
     """Decide which of two active golden records survives a merge.
 
-    The survivor is the one with more source records, then the older one (creation time, then
-    the lower id). The decision does not depend on the order of the arguments.
+    The survivor is the one with more source records; on a tie, the one holding the oldest
+    source record (the lowest id), which is how ``plan_unmerge`` breaks ties, so that undoing a
+    merge gives both records their ids back; then the older record, then the lower id. The
+    decision does not depend on the order of the arguments.
 
     Raises:
         InvalidStewardActionError: the same record twice, or records sharing a source record.
@@ -75,8 +77,10 @@ def plan_merge(a: GoldenSummary, b: GoldenSummary) -> MergePlan:
             f"source records {sorted(shared)} are linked to both {a.golden_id} and {b.golden_id}",
         )
 
-    def precedence(summary: GoldenSummary) -> tuple[int, datetime, int]:
-        return (-len(summary.source_record_ids), summary.created_at, summary.golden_id)
+    def precedence(summary: GoldenSummary) -> tuple[int, float, datetime, int]:
+        sources = summary.source_record_ids
+        oldest = min(sources) if sources else float("inf")
+        return (-len(sources), oldest, summary.created_at, summary.golden_id)
 
     survivor, merged = sorted((a, b), key=precedence)
     return MergePlan(
