@@ -1,0 +1,209 @@
+"""Blocking: short keys per record; only records that share a key are ever compared.
+
+Keys are strings ``<rule>:<value>[|<value>...]`` (e.g. ``em:jane@example.com``,
+``fp:SMAT|2119``) so the hub can keep them in an index table. Rules are OR-ed: a pair is a
+candidate when any rule gives both records the same key. In batch mode, a key shared by more
+than ``max_block_size`` records is skipped (it says little and costs quadratically).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import jellyfish
+import numpy as np
+import numpy.typing as npt
+
+from matching.comparison import list_value, text_value
+from matching.spec import LIST_FEATURES, BlockingRuleSpec
+
+IntArray = npt.NDArray[np.int64]
+
+_MAX_VALUE_CHARS = 48
+_MAX_KEYS_PER_RULE = 8
+
+
+@lru_cache(maxsize=200_000)
+def _soundex(value: str) -> str:
+    return str(jellyfish.soundex(value))
+
+
+@lru_cache(maxsize=200_000)
+def _metaphone(value: str) -> str:
+    return str(jellyfish.metaphone(value))
+
+
+@lru_cache(maxsize=200_000)
+def _nysiis(value: str) -> str:
+    return str(jellyfish.nysiis(value))
+
+
+def _year(value: str) -> str:
+    return value[:4] if len(value) >= 4 and value[:4].isdigit() else ""
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def _first_token(value: str) -> str:
+    return value.split(maxsplit=1)[0] if value.split() else ""
+
+
+def _transform(name: str) -> Callable[[str], str]:
+    if name in ("", "exact"):
+        return lambda v: v
+    if name.startswith("prefix"):
+        n = int(name[len("prefix") :])
+        return lambda v: v[:n]
+    table: dict[str, Callable[[str], str]] = {
+        "soundex": _soundex,
+        "metaphone": _metaphone,
+        "nysiis": _nysiis,
+        "initial": lambda v: v[:1],
+        "year": _year,
+        "digits": _digits,
+        "first_token": _first_token,
+    }
+    return table[name]
+
+
+class BlockingRule:
+    """A compiled blocking rule."""
+
+    def __init__(self, spec: BlockingRuleSpec) -> None:
+        self.spec = spec
+        self.prefix = spec.name + ":"
+        self._parts: list[tuple[str, bool, Callable[[str], str]]] = []
+        for part in spec.parts:
+            fld, _, transform = part.partition(":")
+            self._parts.append((fld, fld in LIST_FEATURES, _transform(transform)))
+
+    def keys(self, features: Mapping[str, Any]) -> list[str]:
+        """This rule's keys for one record (none when a part is missing)."""
+        choices: list[Sequence[str]] = []
+        for fld, is_list, transform in self._parts:
+            raw = features.get(fld)
+            values: Sequence[str]
+            if is_list:
+                values = list_value(raw) or ()
+            else:
+                text = text_value(raw)
+                values = () if text is None else (text,)
+            encoded = sorted({t for t in (transform(v)[:_MAX_VALUE_CHARS] for v in values) if t})
+            if not encoded:
+                return []
+            choices.append(encoded)
+        if len(choices) == 1:
+            return [self.prefix + v for v in choices[0][:_MAX_KEYS_PER_RULE]]
+        combos = itertools.islice(itertools.product(*choices), _MAX_KEYS_PER_RULE)
+        return [self.prefix + "|".join(combo) for combo in combos]
+
+
+class Blocker:
+    """All blocking rules of a spec."""
+
+    def __init__(self, rules: Sequence[BlockingRuleSpec]) -> None:
+        self.rules = [BlockingRule(rule) for rule in rules]
+
+    def keys(self, features: Mapping[str, Any]) -> list[str]:
+        """Every blocking key of one record, rule by rule, without duplicates."""
+        out: list[str] = []
+        for rule in self.rules:
+            out.extend(rule.keys(features))
+        return out
+
+
+def candidate_pairs(
+    keys_per_record: Sequence[Sequence[str]],
+    *,
+    max_block_size: int,
+    groups: Sequence[Any] | None = None,
+) -> tuple[IntArray, IntArray]:
+    """Distinct record pairs (i < j) that share at least one key.
+
+    Args:
+        keys_per_record: blocking keys of record ``k`` at position ``k``.
+        max_block_size: keys shared by more records than this are skipped.
+        groups: in link mode, the source of each record; only pairs across sources are kept.
+
+    Returns:
+        Two index arrays ``left`` and ``right`` with ``left[k] < right[k]``, sorted.
+    """
+    key_ids: dict[str, int] = {}
+    rec_list: list[int] = []
+    key_list: list[int] = []
+    for rec, keys in enumerate(keys_per_record):
+        for key in keys:
+            key_id = key_ids.setdefault(key, len(key_ids))
+            rec_list.append(rec)
+            key_list.append(key_id)
+    group_codes = None
+    if groups is not None:
+        _, group_codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    return pairs_from_memberships(
+        np.asarray(rec_list, dtype=np.int64),
+        np.asarray(key_list, dtype=np.int64),
+        max_block_size=max_block_size,
+        group_codes=group_codes,
+    )
+
+
+def pairs_from_memberships(
+    records: IntArray,
+    keys: IntArray,
+    *,
+    max_block_size: int,
+    group_codes: npt.NDArray[np.intp] | None = None,
+) -> tuple[IntArray, IntArray]:
+    """Vectorised pair generation from (record, key) memberships; see ``candidate_pairs``."""
+    if len(records) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    order = np.lexsort((records, keys))
+    keys_sorted = keys[order]
+    recs_sorted = records[order]
+    # Drop repeated (key, record) memberships.
+    keep = np.ones(len(order), dtype=bool)
+    keep[1:] = (keys_sorted[1:] != keys_sorted[:-1]) | (recs_sorted[1:] != recs_sorted[:-1])
+    keys_sorted = keys_sorted[keep]
+    recs_sorted = recs_sorted[keep]
+    _, starts, sizes = np.unique(keys_sorted, return_index=True, return_counts=True)
+    usable = (sizes >= 2) & (sizes <= max_block_size)
+    member = np.repeat(usable, sizes)
+    keys_sorted = keys_sorted[member]
+    recs_sorted = recs_sorted[member]
+    left_parts: list[IntArray] = []
+    right_parts: list[IntArray] = []
+    # Pair each position with the one `offset` further on while both are in the same block;
+    # only blocks longer than `offset` stay in play, so the work is proportional to the pairs.
+    offset = 1
+    while len(keys_sorted) > offset:
+        same = keys_sorted[:-offset] == keys_sorted[offset:]
+        if not same.any():
+            break
+        a = recs_sorted[:-offset][same]
+        b = recs_sorted[offset:][same]
+        if group_codes is not None:
+            cross = group_codes[a] != group_codes[b]
+            a, b = a[cross], b[cross]
+        left_parts.append(np.minimum(a, b))
+        right_parts.append(np.maximum(a, b))
+        offset += 1
+        if offset % 8 == 0:
+            # Shrink to the blocks still longer than the offset.
+            _, starts, sizes = np.unique(keys_sorted, return_index=True, return_counts=True)
+            keep_block = np.repeat(sizes > offset, sizes)
+            keys_sorted = keys_sorted[keep_block]
+            recs_sorted = recs_sorted[keep_block]
+    if not left_parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    left = np.concatenate(left_parts)
+    right = np.concatenate(right_parts)
+    n = int(max(left.max(initial=0), right.max(initial=0))) + 1
+    combined = np.unique(left * n + right)
+    return combined // n, combined % n

@@ -1,0 +1,355 @@
+"""Fellegi-Sunter training without labels: u from random pairs, m and the prior by EM.
+
+1. **u** (chance agreement): the exact level's u comes from the value frequencies (the exact
+   probability that two random records share a value); the other levels from a seeded sample
+   of random pairs.
+2. **m** (agreement among matches): one EM session per blocking rule over the pairs that rule
+   produces. The comparisons that read the rule's fields are held out of the session (every
+   pair agrees on them by construction, so they would teach EM nothing but bias); the others
+   are estimated with u fixed. Each comparison's m is the mean over the sessions that
+   estimated it.
+3. **prior** (λ, the probability that two random records match): EM over all candidate
+   pairs with m and u fixed gives the share of matches among candidates; times the number of
+   candidates over the number of all pairs, that is λ (blocking is assumed to keep nearly all
+   matches).
+4. **tf tables**: value counts for comparisons with term-frequency adjustment.
+
+``refine_with_labels`` then moves m towards the levels seen in steward-confirmed matches.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from matching.blocking import BlockingRule, candidate_pairs
+from matching.model import ComparisonParameters, MatchModel, TfTable, default_parameters
+from matching.spec import MatchSpec
+from matching.table import IntArray, LevelMatrix, RecordTable
+
+FloatArray = npt.NDArray[np.float64]
+_MIN_PROBABILITY = 1e-6
+
+
+@dataclass(frozen=True)
+class EMResult:
+    """The outcome of one EM run."""
+
+    m: list[FloatArray]  # per comparison, per non-null level
+    prior: float
+    iterations: int
+    converged: bool
+
+
+def run_em(
+    levels: LevelMatrix,
+    n_levels: Sequence[int],
+    m_start: Sequence[FloatArray],
+    u: Sequence[FloatArray],
+    prior_start: float,
+    *,
+    active: Sequence[bool] | None = None,
+    estimate_m: bool = True,
+    max_iterations: int = 100,
+    tolerance: float = 1e-6,
+) -> EMResult:
+    """Expectation-maximisation of m (and the match share) with u fixed.
+
+    Args:
+        levels: pairs x comparisons level matrix (0 = null).
+        n_levels: levels per comparison, null included.
+        m_start, u: per comparison, probabilities of the non-null levels.
+        prior_start: starting share of matches among the pairs.
+        active: comparisons that take part (the others are ignored and returned unchanged).
+        estimate_m: False estimates only the match share.
+
+    Returns:
+        The estimated m, match share, iterations run and whether it converged.
+    """
+    n_comp = len(n_levels)
+    active_l = list(active) if active is not None else [True] * n_comp
+    idx = [c for c in range(n_comp) if active_l[c]]
+    m = [np.asarray(x, dtype=np.float64).copy() for x in m_start]
+    if len(levels) == 0 or not idx:
+        return EMResult(m, prior_start, 0, True)
+    patterns, counts = _compress(levels[:, idx], [n_levels[c] for c in idx])
+    counts_f = counts.astype(np.float64)
+    total = counts_f.sum()
+    prior = float(np.clip(prior_start, 1e-9, 1 - 1e-9))
+    iterations = 0
+    converged = False
+    for iterations in range(1, max_iterations + 1):  # noqa: B007
+        log_ratio = np.full(len(patterns), np.log(prior) - np.log1p(-prior))
+        for pos, c in enumerate(idx):
+            table = np.concatenate(([0.0], np.log(m[c]) - np.log(u[c])))
+            log_ratio += table[patterns[:, pos]]
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(log_ratio, -700, 700)))
+        weighted = posterior * counts_f
+        new_prior = float(np.clip(weighted.sum() / total, 1e-9, 1 - 1e-9))
+        change = abs(new_prior - prior)
+        prior = new_prior
+        if estimate_m:
+            for pos, c in enumerate(idx):
+                sums = np.bincount(patterns[:, pos], weights=weighted, minlength=n_levels[c])[1:]
+                if sums.sum() <= 0:
+                    continue
+                new_m = np.maximum(sums / sums.sum(), _MIN_PROBABILITY)
+                new_m /= new_m.sum()
+                change = max(change, float(np.abs(new_m - m[c]).max()))
+                m[c] = new_m
+        if change < tolerance:
+            converged = True
+            break
+    return EMResult(m, prior, iterations, converged)
+
+
+def _compress(levels: LevelMatrix, n_levels: Sequence[int]) -> tuple[LevelMatrix, IntArray]:
+    """Distinct rows of the level matrix and how often each occurs."""
+    code = np.zeros(len(levels), dtype=np.int64)
+    for c, n in enumerate(n_levels):
+        code = code * n + levels[:, c].astype(np.int64)
+    uniq, counts = np.unique(code, return_counts=True)
+    rows = np.zeros((len(uniq), len(n_levels)), dtype=np.int8)
+    rest = uniq.copy()
+    for c in range(len(n_levels) - 1, -1, -1):
+        rows[:, c] = rest % n_levels[c]
+        rest //= n_levels[c]
+    return rows, counts.astype(np.int64)
+
+
+def _group_codes(groups: Sequence[Any] | None, n: int) -> npt.NDArray[np.int64]:
+    if groups is None:
+        return np.arange(n, dtype=np.int64)
+    _, codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    return codes.astype(np.int64)
+
+
+def _pairs_total(group_codes: npt.NDArray[np.int64]) -> float:
+    sizes = np.bincount(group_codes).astype(np.float64)
+    n = float(len(group_codes))
+    return (n * n - float((sizes * sizes).sum())) / 2.0
+
+
+def _random_pairs(
+    rng: np.random.Generator, group_codes: npt.NDArray[np.int64], n_pairs: int
+) -> tuple[IntArray, IntArray]:
+    n = len(group_codes)
+    left = rng.integers(0, n, size=n_pairs, dtype=np.int64)
+    right = rng.integers(0, n, size=n_pairs, dtype=np.int64)
+    keep = group_codes[left] != group_codes[right]
+    return left[keep], right[keep]
+
+
+def _exact_u(values: Sequence[str | None], group_codes: npt.NDArray[np.int64]) -> float | None:
+    """P(two random records from different groups share the value | both have one)."""
+    by_value: Counter[str] = Counter()
+    by_value_group: Counter[tuple[str, int]] = Counter()
+    by_group: Counter[int] = Counter()
+    for value, group in zip(values, group_codes.tolist(), strict=True):
+        if value is None:
+            continue
+        by_value[value] += 1
+        by_value_group[(value, group)] += 1
+        by_group[group] += 1
+    n = sum(by_group.values())
+    denominator = float(n * n - sum(c * c for c in by_group.values()))
+    if denominator <= 0:
+        return None
+    numerator = float(
+        sum(c * c for c in by_value.values()) - sum(c * c for c in by_value_group.values())
+    )
+    return max(numerator / denominator, 0.5 / denominator)
+
+
+def estimate_u(
+    table: RecordTable,
+    group_codes: npt.NDArray[np.int64],
+    *,
+    n_pairs: int,
+    seed: int,
+) -> list[FloatArray]:
+    """u per comparison: exact level from value frequencies, other levels from random pairs."""
+    rng = np.random.default_rng(seed)
+    left, right = _random_pairs(rng, group_codes, n_pairs)
+    levels = table.levels(left, right)
+    out: list[FloatArray] = []
+    for c, comp in enumerate(table.comparisons):
+        n_levels = comp.n_levels
+        counts = np.bincount(levels[:, c], minlength=n_levels)[1:].astype(np.float64)
+        keys = [None if v is None else comp.exact_key(v) for v in table.prepared[c]]
+        exact = _exact_u(keys, group_codes) if any(k is not None for k in keys) else None
+        if exact is None:
+            u = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
+        else:
+            rest = counts[1:] + 0.5
+            u = np.concatenate(([exact], (1.0 - exact) * rest / rest.sum()))
+        out.append(np.maximum(u, 1e-12))
+    return out
+
+
+def build_tf_tables(spec: MatchSpec, table: RecordTable) -> dict[str, TfTable]:
+    """Value counts for every comparison with ``tf_adjust`` (values seen once left out)."""
+    tables: dict[str, TfTable] = {}
+    for c, comp in enumerate(table.comparisons):
+        if not spec.comparisons[c].tf_adjust:
+            continue
+        counts = Counter(
+            key for key in (comp.tf_key(v) for v in table.prepared[c] if v is not None) if key
+        )
+        total = sum(counts.values())
+        tables[comp.spec.name] = TfTable(total, {k: n for k, n in counts.items() if n > 1})
+    return tables
+
+
+def train(
+    spec: MatchSpec,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    groups: Sequence[Any] | None = None,
+    seed: int = 0,
+    u_pairs: int = 1_000_000,
+    em_pairs: int = 500_000,
+    max_iterations: int = 100,
+    tolerance: float = 1e-6,
+) -> MatchModel:
+    """Train a model from unlabelled feature records.
+
+    Args:
+        spec: what to compare and how to block.
+        records: feature dicts (``standardize_record`` output).
+        groups: in link mode, each record's source; only pairs across sources are used and the
+            prior is the match probability of a random cross-source pair.
+        seed: makes random-pair sampling and EM subsampling reproducible.
+        u_pairs: random pairs drawn for u.
+        em_pairs: at most this many candidate pairs per EM session.
+    """
+    if len(records) < 2:
+        raise ValueError("training needs at least two records")
+    table = RecordTable(spec, records)
+    codes = _group_codes(groups, len(records))
+    n_levels = [c.n_levels for c in spec.comparisons]
+    u = estimate_u(table, codes, n_pairs=u_pairs, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    m_start = [np.asarray(default_parameters(c).m) for c in spec.comparisons]
+    estimates: list[list[FloatArray]] = [[] for _ in spec.comparisons]
+    sessions: list[dict[str, Any]] = []
+    rules = [BlockingRule(rule) for rule in spec.blocking]
+    keys_by_rule = [[rule.keys(r) for r in records] for rule in rules]
+    for rule, keys in zip(rules, keys_by_rule, strict=True):
+        left, right = candidate_pairs(keys, max_block_size=spec.max_block_size, groups=groups)
+        rule_fields = set(rule.spec.fields)
+        active = [not (set(c.fields) & rule_fields) for c in spec.comparisons]
+        if len(left) < 20 or not any(active):
+            continue
+        left, right = _subsample(rng, left, right, em_pairs)
+        result = run_em(
+            table.levels(left, right),
+            n_levels,
+            m_start,
+            u,
+            0.5,
+            active=active,
+            max_iterations=max_iterations,
+            tolerance=tolerance,
+        )
+        sessions.append(
+            {
+                "rule": rule.spec.name,
+                "pairs": len(left),
+                "iterations": result.iterations,
+                "converged": result.converged,
+                "match_share": result.prior,
+            }
+        )
+        for c, is_active in enumerate(active):
+            if is_active:
+                estimates[c].append(result.m[c])
+    m = [
+        np.mean(np.stack(est), axis=0) if est else m_start[c] for c, est in enumerate(estimates)
+    ]
+    all_keys = [[k for keys in keys_by_rule for k in keys[i]] for i in range(len(records))]
+    left, right = candidate_pairs(all_keys, max_block_size=spec.max_block_size, groups=groups)
+    n_candidates = len(left)
+    if spec.prior is not None:
+        prior = spec.prior
+        share = float("nan")
+        prior_iterations = 0
+    else:
+        left_s, right_s = _subsample(rng, left, right, em_pairs)
+        result = run_em(
+            table.levels(left_s, right_s),
+            n_levels,
+            m,
+            u,
+            0.1,
+            estimate_m=False,
+            max_iterations=max_iterations,
+            tolerance=tolerance * 1e-3,
+        )
+        share = result.prior
+        prior_iterations = result.iterations
+        prior = float(np.clip(share * n_candidates / _pairs_total(codes), 1e-12, 0.5))
+    parameters = tuple(
+        ComparisonParameters(
+            tuple(float(x) for x in np.maximum(m[c], _MIN_PROBABILITY)),
+            tuple(float(x) for x in u[c]),
+        )
+        for c in range(len(spec.comparisons))
+    )
+    report = {
+        "records": len(records),
+        "seed": seed,
+        "u_pairs": u_pairs,
+        "candidate_pairs": n_candidates,
+        "em_sessions": sessions,
+        "candidate_match_share": share,
+        "prior_iterations": prior_iterations,
+    }
+    return MatchModel(spec, parameters, prior, build_tf_tables(spec, table), report)
+
+
+def _subsample(
+    rng: np.random.Generator, left: IntArray, right: IntArray, limit: int
+) -> tuple[IntArray, IntArray]:
+    if len(left) <= limit:
+        return left, right
+    pick = np.sort(rng.choice(len(left), size=limit, replace=False))
+    return left[pick], right[pick]
+
+
+def refine_with_labels(
+    model: MatchModel,
+    labelled: Iterable[tuple[Mapping[str, Any], Mapping[str, Any], bool]],
+    *,
+    strength: float = 50.0,
+) -> MatchModel:
+    """Move m towards the levels observed in confirmed matches (steward decisions).
+
+    Each comparison's m becomes ``(strength * m + counts) / (strength + n)`` over the
+    confirmed matches where that comparison is not null, so a handful of decisions nudges
+    the model and hundreds dominate it. Rejected pairs are hard negatives, not a random
+    sample, so they leave u alone; they belong in clustering as cannot-link constraints.
+    """
+    counts = [np.zeros(c.n_levels - 1) for c in model.spec.comparisons]
+    for left, right, is_match in labelled:
+        if not is_match:
+            continue
+        scored = model.score(left, right)
+        for c, level in enumerate(scored.levels):
+            if level > 0:
+                counts[c][level - 1] += 1
+    parameters = []
+    for c, params in enumerate(model.parameters):
+        n = counts[c].sum()
+        m = (strength * np.asarray(params.m) + counts[c]) / (strength + n)
+        m = np.maximum(m, _MIN_PROBABILITY)
+        m /= m.sum()
+        parameters.append(ComparisonParameters(tuple(float(x) for x in m), params.u))
+    training = dict(model.training)
+    training["labelled_matches"] = int(max((c.sum() for c in counts), default=0))
+    return model.with_parameters(parameters, training=training)
