@@ -154,6 +154,9 @@ class SurvivorshipRules(BaseModel):
         """A stable hash of the rule set, recorded in every attribute's lineage."""
         return self._version
 
+    def __hash__(self) -> int:  # the field-wise default fails on the attributes dict
+        return hash(self._version)
+
     def chain_for(self, attribute: str) -> RuleChain:
         """The chain that decides ``attribute`` (the default chain when none is declared)."""
         chain = self._chains.get(attribute)

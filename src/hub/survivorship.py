@@ -38,7 +38,7 @@ TIE_BREAK = "tie_break"
 """The rule name recorded when the chain could not separate candidates with different values."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built 17 times per source per call, and private
 class _Candidate:
     rank: int
     """Position in the tie-break order; 0 is the best."""

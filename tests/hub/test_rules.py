@@ -209,3 +209,9 @@ def test_rules_built_in_code_are_validated_too() -> None:
         SurvivorshipRules(attributes={"tax_id": (Rule(kind=RuleKind.UNION),)})
     with pytest.raises(ValueError, match="source_priority needs at least one system"):
         Rule(kind=RuleKind.SOURCE_PRIORITY)
+
+
+def test_equal_rule_sets_can_key_a_cache() -> None:
+    cache = {default_rules(): "compiled"}
+
+    assert cache[load_rules(None, CONFIG)] == "compiled"
