@@ -1,0 +1,469 @@
+"""The Debezium embedded engine as a source: PostgreSQL connector properties, run, stop, reset.
+
+One ``DebeziumSource`` captures the tables of one source database (``crm``, ``billing``...)
+through its own publication and replication slot, both named after the source. The engine
+runs in a background thread of this process and hands each batch, as ``RawMessage``s, to a
+callback. Delivery contract, in order:
+
+1. the engine polls a batch (at most ``max_batch_size`` records, every ``poll_interval_ms``);
+2. the callback gets the whole batch and returns only once the batch is durably applied;
+3. the records are then marked processed, so their offsets may be flushed (every
+   ``offset_flush_interval_ms``, into a file under the caller's state directory) and the
+   slot's confirmed LSN may advance;
+4. if the callback raises, nothing of the batch is marked: the engine stops, the error comes
+   back from ``wait()``, and the batch is delivered again after a restart.
+
+Offsets are flushed after, never before, the callback has returned, so delivery is
+at-least-once: the apply side must be idempotent (it is: positions are stored with effects).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from cdc.errors import CdcError, EngineFailedError
+from cdc.java import JavaRuntime, java_method, start_jvm
+from cdc.raw import RawMessage
+
+logger = logging.getLogger(__name__)
+
+BatchCallback = Callable[[list[RawMessage]], None]
+"""Receives each batch; returns once it is applied; raises to leave it unacknowledged."""
+
+OFFSETS_FILE = "offsets.dat"
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class PostgresSource(BaseModel):
+    """How to capture one PostgreSQL source database with Debezium.
+
+    ``name`` is the source system (``crm``): it is Debezium's topic prefix, hence
+    ``source.name`` in every message, and it names the slot and publication
+    (``mdh_crm``). ``tables`` are schema-qualified (``public.customer``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str
+    user: str = "postgres"
+    password: SecretStr = SecretStr("")
+    tables: tuple[str, ...] = Field(min_length=1)
+    snapshot_mode: str = "initial"
+    decimal_handling_mode: Literal["precise", "string", "double"] = "precise"
+    schemas_enabled: bool = True
+    poll_interval_ms: int = Field(default=50, ge=1, le=50)
+    max_batch_size: int = Field(default=2048, ge=1)
+    max_queue_size: int = Field(default=8192, ge=2)
+    offset_flush_interval_ms: int = Field(default=1000, ge=0)
+    heartbeat_interval_ms: int = Field(default=10_000, ge=0)
+    extra_properties: Mapping[str, str] = Field(default_factory=dict)
+    """Any other Debezium property; these win over the ones built here."""
+
+    @field_validator("name")
+    @classmethod
+    def _slot_safe_name(cls, value: str) -> str:
+        if not _SOURCE_NAME.match(value):
+            raise ValueError(
+                "a source name is lower-case letters, digits and '_', starting with a letter "
+                f"(it names a replication slot), got {value!r}"
+            )
+        return value
+
+    @field_validator("tables")
+    @classmethod
+    def _qualified(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for table in value:
+            if table.count(".") != 1:
+                raise ValueError(f"expected schema.table, got {table!r}")
+        return value
+
+    @classmethod
+    def from_url(cls, name: str, url: str, tables: Sequence[str], **options: Any) -> PostgresSource:
+        """Build from ``postgresql://user:password@host:port/database``."""
+        parts = urlsplit(url)
+        return cls(
+            name=name,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            database=unquote(parts.path.lstrip("/")),
+            user=unquote(parts.username or "postgres"),
+            password=SecretStr(unquote(parts.password or "")),
+            tables=tuple(tables),
+            **options,
+        )
+
+    @property
+    def slot_name(self) -> str:
+        return f"mdh_{self.name}"
+
+    @property
+    def publication_name(self) -> str:
+        return f"mdh_{self.name}"
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A plain (non-replication) connection to the source database, autocommit."""
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            dbname=self.database,
+            user=self.user,
+            password=self.password.get_secret_value(),
+            autocommit=True,
+            connect_timeout=10,
+        )
+
+
+def connector_properties(source: PostgresSource, state_dir: Path) -> dict[str, str]:
+    """The Debezium engine properties for ``source``, offsets under ``state_dir``."""
+    offsets = state_dir.expanduser().absolute() / OFFSETS_FILE
+    include = ",".join(re.escape(table) for table in source.tables)
+    properties = {
+        "name": f"mdh-{source.name}",
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "topic.prefix": source.name,
+        "database.hostname": source.host,
+        "database.port": str(source.port),
+        "database.user": source.user,
+        "database.password": source.password.get_secret_value(),
+        "database.dbname": source.database,
+        "plugin.name": "pgoutput",
+        "slot.name": source.slot_name,
+        "publication.name": source.publication_name,
+        "publication.autocreate.mode": "filtered",
+        "table.include.list": include,
+        "snapshot.mode": source.snapshot_mode,
+        # Debezium skips truncates by default; the hub wants to see them (and refuse them).
+        "skipped.operations": "none",
+        "tombstones.on.delete": "true",
+        "decimal.handling.mode": source.decimal_handling_mode,
+        "converter.schemas.enable": "true" if source.schemas_enabled else "false",
+        "offset.storage": "org.apache.kafka.connect.storage.FileOffsetBackingStore",
+        "offset.storage.file.filename": str(offsets),
+        "offset.flush.interval.ms": str(source.offset_flush_interval_ms),
+        "offset.flush.timeout.ms": "10000",
+        "poll.interval.ms": str(source.poll_interval_ms),
+        "max.batch.size": str(source.max_batch_size),
+        "max.queue.size": str(max(source.max_queue_size, source.max_batch_size + 1)),
+        "heartbeat.interval.ms": str(source.heartbeat_interval_ms),
+    }
+    properties.update(source.extra_properties)
+    return properties
+
+
+class DebeziumSource:
+    """The embedded Debezium engine for one source, running in a background thread.
+
+    Args:
+        source: what to capture.
+        state_dir: this source's durable state (``offsets.dat``); created if missing.
+        on_batch: the callback (see the module docstring for the contract).
+        log_dir: where the JVM writes ``debezium.log`` if this source starts the JVM;
+            ``state_dir / "logs"`` when None. The JVM is per process, so the first source
+            to start decides.
+        java: the Java runtime, if this source starts the JVM; ``find_java()`` when None.
+    """
+
+    def __init__(
+        self,
+        source: PostgresSource,
+        state_dir: Path,
+        on_batch: BatchCallback,
+        *,
+        log_dir: Path | None = None,
+        java: JavaRuntime | None = None,
+    ) -> None:
+        self.source = source
+        self.state_dir = state_dir.expanduser().absolute()
+        self._on_batch = on_batch
+        self._log_dir = log_dir or self.state_dir / "logs"
+        self._java = java
+        self._engine: Any = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._done = threading.Event()
+        self._callback_error: BaseException | None = None
+        self._engine_error: str | None = None
+        self._stopping = False
+        self.batches = 0
+        self.messages = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the JVM if needed, build the engine and run it in a background thread."""
+        if self._thread is not None:
+            raise CdcError(f"Debezium source {self.source.name!r} was already started")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        start_jvm(self._log_dir, self._java)
+        self._engine = self._build_engine()
+        self._thread = threading.Thread(
+            target=self._run, name=f"debezium-{self.source.name}", daemon=True
+        )
+        self._thread.start()
+        _live_sources.add(self)
+
+    def wait_started(self, timeout: float) -> bool:
+        """True once the connector task runs (snapshot or streaming about to begin)."""
+        return self._started.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the engine has stopped; re-raise the reason if it failed.
+
+        Returns False if ``timeout`` passed with the engine still running.
+
+        Raises:
+            Exception: whatever the batch callback raised.
+            EngineFailedError: the engine stopped on its own with an error.
+        """
+        if not self._done.wait(timeout):
+            return False
+        self._raise_failure()
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._done.is_set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the engine: the batch in flight finishes, offsets are flushed, threads end."""
+        self._stopping = True
+        engine = self._engine
+        if engine is not None and not self._done.is_set():
+            try:
+                engine.close()
+            except Exception as exc:  # a failing close must not hide the engine's own error
+                logger.warning(
+                    "closing the Debezium engine for %s failed: %s", self.source.name, exc
+                )
+        if self._thread is not None:
+            self._thread.join(timeout)
+        _live_sources.discard(self)
+
+    def __enter__(self) -> DebeziumSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _raise_failure(self) -> None:
+        if self._callback_error is not None:
+            raise self._callback_error
+        if self._engine_error is not None and not self._stopping:
+            raise EngineFailedError(self.source.name, self._engine_error)
+
+    def _run(self) -> None:
+        try:
+            self._engine.run()
+        except Exception as exc:
+            self._engine_error = self._engine_error or str(exc)
+        finally:
+            self._done.set()
+
+    def _deliver(self, batch: list[RawMessage]) -> None:
+        try:
+            self._on_batch(batch)
+        except BaseException as exc:
+            self._callback_error = exc
+            raise
+        self.batches += 1
+        self.messages += len(batch)
+
+    def _engine_finished(self, success: bool, message: str) -> None:
+        if not success:
+            self._engine_error = message
+            if not self._stopping and self._callback_error is None:
+                logger.error("Debezium engine for %s failed: %s", self.source.name, message)
+
+    def _build_engine(self) -> Any:
+        import jpype
+
+        bridge = _bridge_classes()
+        properties = jpype.JClass("java.util.Properties")()
+        for key, value in connector_properties(self.source, self.state_dir).items():
+            properties.setProperty(key, value)
+        json_format = jpype.JClass("io.debezium.engine.format.Json")
+        engine_api = jpype.JClass("io.debezium.engine.DebeziumEngine")
+        return (
+            engine_api.create(json_format)
+            .using(properties)
+            .using(bridge.completion(self._engine_finished))
+            .using(bridge.connector(self._started.set))
+            .notifying(bridge.consumer(self._deliver))
+            .build()
+        )
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    """What ``reset`` removed."""
+
+    slot_dropped: bool
+    publication_dropped: bool
+    offsets_deleted: bool
+
+
+class SlotInUseError(CdcError):
+    """The replication slot is still used by a running engine (here or in another process)."""
+
+    def __init__(self, slot: str, pid: int) -> None:
+        self.slot = slot
+        self.pid = pid
+        super().__init__(f"replication slot {slot!r} is in use by backend {pid}; stop that engine")
+
+
+def reset(
+    source: PostgresSource, state_dir: Path, *, wait: float = 10.0, force: bool = False
+) -> ResetResult:
+    """Forget all capture state: drop the slot and publication, delete the offsets.
+
+    The next start then snapshots again. Slots pin WAL on the source server for as long as
+    they exist, so a source that is given up must be reset.
+
+    Args:
+        wait: seconds to wait for a slot that a just-stopped engine still holds.
+        force: after ``wait``, terminate the backend holding the slot instead of failing.
+
+    Raises:
+        SlotInUseError: the slot stays active and ``force`` is False.
+    """
+    with source.connect() as conn:
+        slot_dropped = _drop_slot(conn, source.slot_name, wait, force)
+        existed = conn.execute(
+            "SELECT 1 FROM pg_publication WHERE pubname = %s", (source.publication_name,)
+        ).fetchone()
+        if existed:
+            conn.execute(
+                sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
+                    sql.Identifier(source.publication_name)
+                )
+            )
+    offsets = state_dir.expanduser().absolute() / OFFSETS_FILE
+    offsets_deleted = offsets.exists()
+    offsets.unlink(missing_ok=True)
+    return ResetResult(slot_dropped, existed is not None, offsets_deleted)
+
+
+def _drop_slot(conn: psycopg.Connection[Any], slot: str, wait: float, force: bool) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        row = conn.execute(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone()
+        if row is None:
+            return False
+        active_pid = row[0]
+        if active_pid is None:
+            with contextlib.suppress(psycopg.errors.UndefinedObject):
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            return True
+        if time.monotonic() >= deadline:
+            if not force:
+                raise SlotInUseError(slot, int(active_pid))
+            conn.execute("SELECT pg_terminate_backend(%s)", (active_pid,))
+            deadline = time.monotonic() + wait
+        time.sleep(0.1)
+
+
+# ---- the Java side ----------------------------------------------------------------------
+
+_live_sources: weakref.WeakSet[DebeziumSource] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_sources() -> None:
+    # The engine's threads are not daemons: an engine still running at exit would keep the
+    # JVM (and so the interpreter) from shutting down.
+    for source in list(_live_sources):
+        source.stop(timeout=10)
+
+
+@dataclass(frozen=True)
+class _Bridge:
+    consumer: Callable[[Callable[[list[RawMessage]], None]], Any]
+    completion: Callable[[Callable[[bool, str], None]], Any]
+    connector: Callable[[Callable[[], None]], Any]
+
+
+_bridge: _Bridge | None = None
+
+
+def _bridge_classes() -> _Bridge:
+    """Java interface implementations in Python; JPype needs a running JVM to define them."""
+    global _bridge
+    if _bridge is not None:
+        return _bridge
+    import jpype
+
+    @jpype.JImplements("io.debezium.engine.DebeziumEngine$ChangeConsumer")
+    class BatchConsumer:
+        def __init__(self, deliver: Callable[[list[RawMessage]], None]) -> None:
+            self._deliver = deliver
+
+        @java_method
+        def handleBatch(self, records: Any, committer: Any) -> None:  # noqa: N802 (Java's name)
+            batch = [
+                RawMessage(
+                    key=_utf8(record.key()),
+                    value=_utf8(record.value()),
+                    topic=str(record.destination()),
+                )
+                for record in records
+            ]
+            # Raises to Java on failure: the engine stops and nothing below runs.
+            self._deliver(batch)
+            for record in records:
+                committer.markProcessed(record)
+            committer.markBatchFinished()
+
+        @java_method
+        def supportsTombstoneEvents(self) -> bool:  # noqa: N802 (Java's name)
+            return True
+
+    @jpype.JImplements("io.debezium.engine.DebeziumEngine$CompletionCallback")
+    class Completion:
+        def __init__(self, finished: Callable[[bool, str], None]) -> None:
+            self._finished = finished
+
+        @java_method
+        def handle(self, success: Any, message: Any, error: Any) -> None:
+            text = str(message) if message is not None else ""
+            if error is not None:
+                text = f"{text}: {error}" if text else str(error)
+            self._finished(bool(success), text)
+
+    @jpype.JImplements("io.debezium.engine.DebeziumEngine$ConnectorCallback")
+    class Connector:
+        def __init__(self, started: Callable[[], None]) -> None:
+            self._started = started
+
+        @java_method
+        def taskStarted(self) -> None:  # noqa: N802 (Java's name)
+            self._started()
+
+    _bridge = _Bridge(consumer=BatchConsumer, completion=Completion, connector=Connector)
+    return _bridge
+
+
+def _utf8(value: Any) -> bytes | None:
+    return None if value is None else str(value).encode("utf-8")
