@@ -69,9 +69,7 @@ def score_pairs(
                 ]
             )
             exact = levels[:, c] == 1
-            contribution = contribution + np.where(
-                exact, np.minimum(tf[left], tf[right]), 0.0
-            )
+            contribution = contribution + np.where(exact, np.minimum(tf[left], tf[right]), 0.0)
         total += contribution
     probability = 1.0 / (1.0 + np.exp2(-np.clip(total, -1000.0, 1000.0)))
     spec = model.spec
@@ -95,7 +93,9 @@ def score_pairs(
     return PairScores(left, right, levels, total, probability, hard, decision)
 
 
-def conflict_values_of(model: MatchModel, records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+def conflict_values_of(
+    model: MatchModel, records: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
     """Each record's hard-conflict values, in the spec's order (None when missing)."""
     slots = [(h.field, h.field == "dob") for h in model.spec.hard_conflicts]
     return [
@@ -149,7 +149,9 @@ def dedupe(
     edges = [
         (record_ids[i], record_ids[j], w)
         for i, j, w in zip(
-            left[matched].tolist(), right[matched].tolist(), scores.weight[matched].tolist(),
+            left[matched].tolist(),
+            right[matched].tolist(),
+            scores.weight[matched].tolist(),
             strict=True,
         )
     ]

@@ -143,7 +143,9 @@ def candidate_pairs(
             key_list.append(key_id)
     group_codes = None
     if groups is not None:
-        _, group_codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+        _, group_codes = np.unique(
+            np.asarray(groups, dtype=object).astype(str), return_inverse=True
+        )
     return pairs_from_memberships(
         np.asarray(rec_list, dtype=np.int64),
         np.asarray(key_list, dtype=np.int64),
@@ -171,7 +173,7 @@ def pairs_from_memberships(
     keep[1:] = (keys_sorted[1:] != keys_sorted[:-1]) | (recs_sorted[1:] != recs_sorted[:-1])
     keys_sorted = keys_sorted[keep]
     recs_sorted = recs_sorted[keep]
-    _, starts, sizes = np.unique(keys_sorted, return_index=True, return_counts=True)
+    _, sizes = np.unique(keys_sorted, return_counts=True)
     usable = (sizes >= 2) & (sizes <= max_block_size)
     member = np.repeat(usable, sizes)
     keys_sorted = keys_sorted[member]
@@ -195,7 +197,7 @@ def pairs_from_memberships(
         offset += 1
         if offset % 8 == 0:
             # Shrink to the blocks still longer than the offset.
-            _, starts, sizes = np.unique(keys_sorted, return_index=True, return_counts=True)
+            _, sizes = np.unique(keys_sorted, return_counts=True)
             keep_block = np.repeat(sizes > offset, sizes)
             keys_sorted = keys_sorted[keep_block]
             recs_sorted = recs_sorted[keep_block]

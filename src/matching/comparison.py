@@ -78,8 +78,9 @@ class DateValue:
 def parse_date(value: Any) -> DateValue | None:
     """Read ``YYYY-MM-DD``, ``YYYYMMDD`` or a ``date``; anything else is missing."""
     if isinstance(value, date):
-        return DateValue(value.strftime("%Y%m%d"), value.year, value.month, value.day,
-                         value.toordinal())
+        return DateValue(
+            value.strftime("%Y%m%d"), value.year, value.month, value.day, value.toordinal()
+        )
     text = text_value(value)
     if text is None:
         return None
@@ -408,7 +409,9 @@ class DateComparison(Comparison):
         if len(todo):
             lo, hi, inverse = _pair_codes(ca[todo], cb[todo])
             dist = process.cpdist(
-                column.uniques[lo], column.uniques[hi], scorer=DamerauLevenshtein.distance,
+                column.uniques[lo],
+                column.uniques[hi],
+                scorer=DamerauLevenshtein.distance,
                 dtype=np.int64,
             )
             typo[todo] |= dist[inverse] <= 1

@@ -68,11 +68,11 @@ def explain_pair_text(pair: ScoredPair) -> str:
         rows.append((entry["name"], label, entry["weight"], running))
     name_width = max(len(r[0]) for r in rows)
     label_width = max(len(r[1]) for r in rows)
-    lines = [
-        f"{'comparison':<{name_width}}  {'level':<{label_width}}  {'weight':>8}  {'total':>8}"
-    ]
+    lines = [f"{'comparison':<{name_width}}  {'level':<{label_width}}  {'weight':>8}  {'total':>8}"]
     for name, label, weight, total in rows:
-        lines.append(f"{name:<{name_width}}  {label:<{label_width}}  {weight:>+8.2f}  {total:>+8.2f}")
+        lines.append(
+            f"{name:<{name_width}}  {label:<{label_width}}  {weight:>+8.2f}  {total:>+8.2f}"
+        )
     crossed = data["threshold_crossed"] or "none"
     conflict = f", hard conflict on {', '.join(data['conflicts'])}" if data["hard_conflict"] else ""
     lines.append(

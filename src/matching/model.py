@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from matching.blocking import Blocker
-from matching.comparison import Comparison, build_comparison, parse_date, text_value, values_conflict
+from matching.comparison import (
+    Comparison,
+    build_comparison,
+    parse_date,
+    text_value,
+    values_conflict,
+)
 from matching.errors import ModelFormatError, SpecError
 from matching.scoring import ScoredPair, decide, probability_from_weight, weight_from_probability
 from matching.spec import ComparisonSpec, MatchSpec
@@ -101,12 +107,18 @@ class MatchModel:
         setattr_(self, "_comparisons", comparisons)
         setattr_(self, "_levels", [c.level for c in comparisons])
         setattr_(self, "_weights", weights)
-        setattr_(self, "_tf", [self.tf_tables.get(c.name) if c.tf_adjust else None
-                               for c in self.spec.comparisons])
+        setattr_(
+            self,
+            "_tf",
+            [self.tf_tables.get(c.name) if c.tf_adjust else None for c in self.spec.comparisons],
+        )
         setattr_(self, "_prior_weight", weight_from_probability(self.prior))
         setattr_(self, "_blocker", Blocker(self.spec.blocking))
-        setattr_(self, "_conflicts", [(h.field, h.field == "dob", h.tolerance)
-                                      for h in self.spec.hard_conflicts])
+        setattr_(
+            self,
+            "_conflicts",
+            [(h.field, h.field == "dob", h.tolerance) for h in self.spec.hard_conflicts],
+        )
         setattr_(self, "_version", self._compute_version())
 
     # --- construction ---------------------------------------------------------------------
@@ -213,8 +225,10 @@ class MatchModel:
         for k, (fld, is_date, tolerance) in enumerate(self._conflicts):
             a = lc[k]
             b = rc[k]
-            if a is not None and b is not None and values_conflict(
-                a, b, is_date=is_date, tolerance=tolerance
+            if (
+                a is not None
+                and b is not None
+                and values_conflict(a, b, is_date=is_date, tolerance=tolerance)
             ):
                 conflicts = (*conflicts, fld)
         probability = probability_from_weight(total)

@@ -554,8 +554,9 @@ def default_spec() -> MatchSpec:
 def febrl_spec() -> MatchSpec:
     """FEBRL (synthetic Australian persons): names, address, date of birth, social security id.
 
-    FEBRL duplicates carry keying errors in every field, identifiers included, so the hard
-    conflicts tolerate one typo.
+    FEBRL duplicates carry several keying errors in every field, identifiers included, so a
+    different social security number or birth date is no proof of a different person here:
+    the spec declares no hard conflicts.
     """
     return MatchSpec(
         name="febrl",
@@ -578,10 +579,6 @@ def febrl_spec() -> MatchSpec:
             *_PERSON_NAME_RULES,
             _rule("ad", "postcode", "house_number"),
             _rule("sc", "street:metaphone", "city:prefix3"),
-        ),
-        hard_conflicts=(
-            HardConflictSpec("national_id", "typo"),
-            HardConflictSpec("dob", "typo"),
         ),
         match_probability=0.9,
         review_probability=0.5,

@@ -55,6 +55,7 @@ def run_em(
     *,
     active: Sequence[bool] | None = None,
     estimate_m: bool = True,
+    estimate_u: bool = False,
     max_iterations: int = 100,
     tolerance: float = 1e-6,
 ) -> EMResult:
@@ -75,6 +76,7 @@ def run_em(
     active_l = list(active) if active is not None else [True] * n_comp
     idx = [c for c in range(n_comp) if active_l[c]]
     m = [np.asarray(x, dtype=np.float64).copy() for x in m_start]
+    u = [np.asarray(x, dtype=np.float64).copy() for x in u]
     if len(levels) == 0 or not idx:
         return EMResult(m, prior_start, 0, True)
     patterns, counts = _compress(levels[:, idx], [n_levels[c] for c in idx])
@@ -102,6 +104,16 @@ def run_em(
                 new_m /= new_m.sum()
                 change = max(change, float(np.abs(new_m - m[c]).max()))
                 m[c] = new_m
+        if estimate_u:
+            unweighted = (1.0 - posterior) * counts_f
+            for pos, c in enumerate(idx):
+                sums = np.bincount(patterns[:, pos], weights=unweighted, minlength=n_levels[c])[1:]
+                if sums.sum() <= 0:
+                    continue
+                new_u = np.maximum(sums / sums.sum(), _MIN_PROBABILITY)
+                new_u /= new_u.sum()
+                change = max(change, float(np.abs(new_u - u[c]).max()))
+                u[c] = new_u
         if change < tolerance:
             converged = True
             break
@@ -216,6 +228,7 @@ def train(
     em_pairs: int = 500_000,
     max_iterations: int = 100,
     tolerance: float = 1e-6,
+    session_u: bool = True,
 ) -> MatchModel:
     """Train a model from unlabelled feature records.
 
@@ -254,6 +267,7 @@ def train(
             u,
             0.5,
             active=active,
+            estimate_u=session_u,
             max_iterations=max_iterations,
             tolerance=tolerance,
         )
@@ -269,9 +283,7 @@ def train(
         for c, is_active in enumerate(active):
             if is_active:
                 estimates[c].append(result.m[c])
-    m = [
-        np.mean(np.stack(est), axis=0) if est else m_start[c] for c, est in enumerate(estimates)
-    ]
+    m = [_combine(est) if est else m_start[c] for c, est in enumerate(estimates)]
     all_keys = [[k for keys in keys_by_rule for k in keys[i]] for i in range(len(records))]
     left, right = candidate_pairs(all_keys, max_block_size=spec.max_block_size, groups=groups)
     n_candidates = len(left)
@@ -311,6 +323,13 @@ def train(
         "prior_iterations": prior_iterations,
     }
     return MatchModel(spec, parameters, prior, build_tf_tables(spec, table), report)
+
+
+def _combine(estimates: list[FloatArray]) -> FloatArray:
+    """Per-level median over sessions, renormalised: one session whose match class latched
+    onto a correlated sub-population (a household sharing surname and address) is outvoted."""
+    combined = np.median(np.stack(estimates), axis=0)
+    return np.asarray(combined / combined.sum(), dtype=np.float64)
 
 
 def _subsample(
