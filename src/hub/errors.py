@@ -44,6 +44,15 @@ class ReviewTaskNotFoundError(HubError):
         super().__init__(f"review task {task_id} does not exist")
 
 
+class InvalidChangeError(HubError):
+    """A change breaks the contract between cdc and the hub (a bug upstream, not bad data)."""
+
+    def __init__(self, key: SourceKey, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"change of {key} is not acceptable: {reason}")
+
+
 class StaleVersionError(HubError):
     """An optimistic check failed: the golden record changed since the caller read it."""
 

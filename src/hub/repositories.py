@@ -1,0 +1,493 @@
+"""Data access for the hub's tables. Repositories read, add and flush; they never commit.
+
+Every function takes the caller's session: the service that called it owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import Session, col, select
+
+from hub.model import Pin, SourceKey, SourcePosition
+from hub.records import DeadLetter
+from hub.tables import (
+    AppliedPositionRow,
+    AttributeLineageRow,
+    BlockingKeyRow,
+    DeadLetterRow,
+    GoldenHistoryRow,
+    GoldenPinRow,
+    GoldenRecordRow,
+    MatchConstraintRow,
+    OutboxRow,
+    ReviewTaskRow,
+    SourceRecordRow,
+)
+
+# --- locks -------------------------------------------------------------------------------
+
+
+def lock_id(namespace: str, name: str) -> int:
+    """A stable signed 64-bit advisory lock id for ``namespace:name`` (same in every process)."""
+    digest = hashlib.blake2b(f"{namespace}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def advisory_lock(session: Session, lock_ids: Iterable[int]) -> None:
+    """Take transaction-scoped advisory locks in ascending id order (so workers never deadlock).
+
+    One statement: ``unnest`` yields the sorted array in order and the aggregate calls the lock
+    function row by row, so the locks are granted in that order.
+    """
+    ordered = sorted(set(lock_ids))
+    if not ordered:
+        return
+    session.execute(
+        sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k"),
+        {"ids": ordered},
+    )
+
+
+# --- source records ----------------------------------------------------------------------
+
+
+def source_records_by_keys(
+    session: Session, keys: Iterable[SourceKey]
+) -> dict[SourceKey, SourceRecordRow]:
+    wanted = sorted({(k.system, k.table, k.pk) for k in keys})
+    if not wanted:
+        return {}
+    found: dict[SourceKey, SourceRecordRow] = {}
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        statement = select(SourceRecordRow).where(
+            sa.tuple_(
+                col(SourceRecordRow.system),
+                col(SourceRecordRow.source_table),
+                col(SourceRecordRow.pk),
+            ).in_(chunk)
+        )
+        for row in session.exec(statement):
+            assert row.pk is not None
+            found[SourceKey(row.system, row.source_table, row.pk)] = row
+    return found
+
+
+def find_keyless_duplicate(
+    session: Session, system: str, table: str, position: SourcePosition, raw: Any
+) -> SourceRecordRow | None:
+    """A change without a primary key that was already stored (same place, time and image)."""
+    same_raw = (
+        col(SourceRecordRow.raw).is_(None)
+        if raw is None
+        else col(SourceRecordRow.raw) == sa.bindparam("raw_image", raw, type_=JSONB)
+    )
+    statement = select(SourceRecordRow).where(
+        col(SourceRecordRow.system) == system,
+        col(SourceRecordRow.source_table) == table,
+        col(SourceRecordRow.pk).is_(None),
+        col(SourceRecordRow.committed_at) == position.committed_at,
+        sa.func.coalesce(col(SourceRecordRow.lsn), -1) == (position.lsn or -1),
+        sa.func.coalesce(col(SourceRecordRow.tx_id), -1) == (position.tx_id or -1),
+        same_raw,
+    )
+    return session.exec(statement).first()
+
+
+def source_record(session: Session, source_record_id: int) -> SourceRecordRow | None:
+    return session.get(SourceRecordRow, source_record_id)
+
+
+def source_record_by_key(session: Session, key: SourceKey) -> SourceRecordRow | None:
+    return source_records_by_keys(session, [key]).get(key)
+
+
+def source_records(session: Session, ids: Iterable[int]) -> dict[int, SourceRecordRow]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    statement = select(SourceRecordRow).where(col(SourceRecordRow.id).in_(wanted))
+    return {row.id: row for row in session.exec(statement)}
+
+
+def linked_records_sharing_keys(session: Session, keys: Iterable[str]) -> list[SourceRecordRow]:
+    """Linked, live source records with at least one of ``keys``: the match candidates."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
+    statement = (
+        select(SourceRecordRow)
+        .where(
+            col(SourceRecordRow.id).in_(
+                select(BlockingKeyRow.source_record_id).where(col(BlockingKeyRow.key).in_(wanted))
+            ),
+            col(SourceRecordRow.golden_id).is_not(None),
+            col(SourceRecordRow.deleted).is_(False),
+        )
+        .order_by(col(SourceRecordRow.id))
+    )
+    return list(session.exec(statement))
+
+
+def members_of(session: Session, golden_ids: Iterable[int]) -> list[SourceRecordRow]:
+    """The source records linked to these golden records (linked ones are always live)."""
+    wanted = sorted(set(golden_ids))
+    if not wanted:
+        return []
+    statement = (
+        select(SourceRecordRow)
+        .where(col(SourceRecordRow.golden_id).in_(wanted))
+        .order_by(col(SourceRecordRow.id))
+    )
+    return list(session.exec(statement))
+
+
+def allocate_source_record_ids(session: Session, count: int) -> list[int]:
+    if count <= 0:
+        return []
+    rows = session.execute(
+        sa.text(
+            "SELECT nextval(pg_get_serial_sequence('source_records', 'id'))"
+            " FROM generate_series(1, :n)"
+        ),
+        {"n": count},
+    )
+    return sorted(int(r[0]) for r in rows)
+
+
+def replace_blocking_keys(session: Session, keys_by_record: Mapping[int, Sequence[str]]) -> None:
+    """Make the blocking keys of these records exactly the given ones (none: not a candidate)."""
+    if not keys_by_record:
+        return
+    session.execute(
+        sa.delete(BlockingKeyRow).where(
+            col(BlockingKeyRow.source_record_id).in_(sorted(keys_by_record))
+        )
+    )
+    rows = [
+        {"key": key, "source_record_id": record_id}
+        for record_id, keys in sorted(keys_by_record.items())
+        for key in sorted(set(keys))
+    ]
+    if rows:
+        session.execute(sa.insert(BlockingKeyRow), rows)
+
+
+def blocking_keys_of(session: Session, source_record_ids: Iterable[int]) -> dict[int, list[str]]:
+    wanted = sorted(set(source_record_ids))
+    result: dict[int, list[str]] = {i: [] for i in wanted}
+    if not wanted:
+        return result
+    statement = (
+        select(BlockingKeyRow)
+        .where(col(BlockingKeyRow.source_record_id).in_(wanted))
+        .order_by(col(BlockingKeyRow.source_record_id), col(BlockingKeyRow.key))
+    )
+    for row in session.exec(statement):
+        result[row.source_record_id].append(row.key)
+    return result
+
+
+# --- golden records ----------------------------------------------------------------------
+
+
+def lock_golden_records(session: Session, ids: Iterable[int]) -> dict[int, GoldenRecordRow]:
+    """``SELECT ... FOR UPDATE`` in id order; returns the rows (fresh from the database)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    statement = (
+        select(GoldenRecordRow)
+        .where(col(GoldenRecordRow.id).in_(wanted))
+        .order_by(col(GoldenRecordRow.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {row.id: row for row in session.exec(statement)}
+
+
+def golden_record(session: Session, golden_id: int) -> GoldenRecordRow | None:
+    return session.get(GoldenRecordRow, golden_id)
+
+
+def all_golden_ids(session: Session) -> list[int]:
+    return list(session.exec(select(GoldenRecordRow.id).order_by(col(GoldenRecordRow.id))))
+
+
+def allocate_golden_id(session: Session) -> int:
+    value = session.execute(
+        sa.text("SELECT nextval(pg_get_serial_sequence('golden_records', 'id'))")
+    ).scalar_one()
+    return int(value)
+
+
+def pins_of(session: Session, golden_ids: Iterable[int]) -> dict[int, dict[str, Pin]]:
+    wanted = sorted(set(golden_ids))
+    result: dict[int, dict[str, Pin]] = {i: {} for i in wanted}
+    if not wanted:
+        return result
+    statement = select(GoldenPinRow).where(col(GoldenPinRow.golden_id).in_(wanted))
+    for row in session.exec(statement):
+        result[row.golden_id][row.attribute] = Pin(
+            attribute=row.attribute,
+            value=row.value,
+            pinned_by=row.pinned_by,
+            reason=row.reason,
+            pinned_at=row.pinned_at,
+        )
+    return result
+
+
+def replace_pins(session: Session, golden_id: int, pins: Mapping[str, Pin]) -> None:
+    session.execute(sa.delete(GoldenPinRow).where(col(GoldenPinRow.golden_id) == golden_id))
+    rows = [
+        {
+            "golden_id": golden_id,
+            "attribute": pin.attribute,
+            "value": pin.value,
+            "pinned_by": pin.pinned_by,
+            "reason": pin.reason,
+            "pinned_at": pin.pinned_at,
+        }
+        for pin in sorted(pins.values(), key=lambda p: p.attribute)
+    ]
+    if rows:
+        session.execute(sa.insert(GoldenPinRow), rows)
+
+
+def lineage_of(session: Session, golden_id: int) -> list[AttributeLineageRow]:
+    statement = (
+        select(AttributeLineageRow)
+        .where(col(AttributeLineageRow.golden_id) == golden_id)
+        .order_by(col(AttributeLineageRow.attribute))
+    )
+    return list(session.exec(statement))
+
+
+def replace_lineage(
+    session: Session, golden_ids: Iterable[int], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    wanted = sorted(set(golden_ids))
+    if wanted:
+        session.execute(
+            sa.delete(AttributeLineageRow).where(col(AttributeLineageRow.golden_id).in_(wanted))
+        )
+    if rows:
+        session.execute(sa.insert(AttributeLineageRow), list(rows))
+
+
+# --- history and outbox ------------------------------------------------------------------
+
+
+def append_history(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.execute(sa.insert(GoldenHistoryRow), list(rows))
+
+
+def history_of(session: Session, golden_id: int) -> list[GoldenHistoryRow]:
+    statement = (
+        select(GoldenHistoryRow)
+        .where(col(GoldenHistoryRow.golden_id) == golden_id)
+        .order_by(col(GoldenHistoryRow.sequence))
+    )
+    return list(session.exec(statement))
+
+
+def add_outbox(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert outbox rows; a row whose idempotency key exists already is left as it is."""
+    if rows:
+        statement = pg_insert(OutboxRow).on_conflict_do_nothing(
+            index_elements=[col(OutboxRow.idempotency_key)]
+        )
+        session.execute(statement, list(rows))
+
+
+# --- steward state -----------------------------------------------------------------------
+
+
+def constraints_involving(
+    session: Session, source_record_ids: Iterable[int]
+) -> list[MatchConstraintRow]:
+    wanted = sorted(set(source_record_ids))
+    if not wanted:
+        return []
+    statement = (
+        select(MatchConstraintRow)
+        .where(
+            sa.or_(
+                col(MatchConstraintRow.left_source_record_id).in_(wanted),
+                col(MatchConstraintRow.right_source_record_id).in_(wanted),
+            )
+        )
+        .order_by(col(MatchConstraintRow.id))
+    )
+    return list(session.exec(statement))
+
+
+def all_constraints(session: Session) -> list[MatchConstraintRow]:
+    return list(session.exec(select(MatchConstraintRow).order_by(col(MatchConstraintRow.id))))
+
+
+def add_constraints(
+    session: Session,
+    kind: str,
+    pairs: Iterable[tuple[int, int]],
+    created_by: str,
+    reason: str,
+    at: datetime,
+) -> int:
+    """Record must-link / cannot-link pairs (an existing pair is kept); returns how many new."""
+    rows = [
+        {
+            "kind": kind,
+            "left_source_record_id": min(a, b),
+            "right_source_record_id": max(a, b),
+            "created_by": created_by,
+            "reason": reason,
+            "created_at": at,
+        }
+        for a, b in sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+    ]
+    if not rows:
+        return 0
+    statement = (
+        pg_insert(MatchConstraintRow)
+        .on_conflict_do_nothing(constraint="uq_match_constraints_pair")
+        .returning(col(MatchConstraintRow.id))
+    )
+    return len(session.execute(statement, rows).all())
+
+
+def remove_constraints(
+    session: Session, kind: str, pairs: Iterable[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    ordered = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+    removed: list[tuple[int, int]] = []
+    for left, right in ordered:
+        result = session.execute(
+            sa.delete(MatchConstraintRow)
+            .where(
+                col(MatchConstraintRow.kind) == kind,
+                col(MatchConstraintRow.left_source_record_id) == left,
+                col(MatchConstraintRow.right_source_record_id) == right,
+            )
+            .returning(col(MatchConstraintRow.id))
+        )
+        if result.first() is not None:
+            removed.append((left, right))
+    return removed
+
+
+def open_review_tasks_for(
+    session: Session,
+    *,
+    source_record_ids: Iterable[int] = (),
+    golden_ids: Iterable[int] = (),
+) -> list[ReviewTaskRow]:
+    """Open or deferred tasks that involve these source records or golden records."""
+    sources = sorted(set(source_record_ids))
+    goldens = sorted(set(golden_ids))
+    conditions: list[sa.ColumnElement[bool]] = []
+    if sources:
+        conditions.append(col(ReviewTaskRow.source_record_id).in_(sources))
+        conditions.append(col(ReviewTaskRow.candidate_source_record_id).in_(sources))
+    if goldens:
+        conditions.append(col(ReviewTaskRow.golden_id).in_(goldens))
+        conditions.append(col(ReviewTaskRow.candidate_golden_id).in_(goldens))
+    if not conditions:
+        return []
+    statement = (
+        select(ReviewTaskRow)
+        .where(col(ReviewTaskRow.status).in_(("open", "deferred")), sa.or_(*conditions))
+        .order_by(col(ReviewTaskRow.id))
+        .with_for_update()
+    )
+    return list(session.exec(statement))
+
+
+def review_task(session: Session, task_id: int, *, lock: bool = False) -> ReviewTaskRow | None:
+    statement = select(ReviewTaskRow).where(col(ReviewTaskRow.id) == task_id)
+    if lock:
+        statement = statement.with_for_update()
+    return session.exec(statement).first()
+
+
+def open_review_tasks(session: Session, limit: int) -> list[ReviewTaskRow]:
+    statement = (
+        select(ReviewTaskRow)
+        .where(col(ReviewTaskRow.status) == "open")
+        .order_by(col(ReviewTaskRow.priority).desc(), col(ReviewTaskRow.id))
+        .limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+# --- positions and dead letters ----------------------------------------------------------
+
+
+def applied_offset(session: Session, source: str, partition: str) -> int | None:
+    row = session.get(AppliedPositionRow, (source, partition))
+    return None if row is None else row.offset
+
+
+def record_applied_position(
+    session: Session, source: str, partition: str, offset: int, at: datetime
+) -> None:
+    statement = pg_insert(AppliedPositionRow).values(
+        source=source, partition=partition, offset=offset, applied_at=at
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[col(AppliedPositionRow.source), col(AppliedPositionRow.partition)],
+        set_={"offset": statement.excluded.offset, "applied_at": statement.excluded.applied_at},
+        where=col(AppliedPositionRow.offset) < statement.excluded.offset,
+    )
+    session.execute(statement)
+
+
+def dead_letter_fingerprint(letter: DeadLetter) -> str:
+    digest = hashlib.sha256()
+    for part in (
+        letter.source.encode(),
+        letter.raw_key or b"",
+        letter.raw_value or b"",
+        json.dumps(letter.position, sort_keys=True, default=str).encode(),
+    ):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def record_dead_letters(session: Session, letters: Sequence[DeadLetter], at: datetime) -> None:
+    """Store poison messages; one seen before gets ``attempts + 1`` and a new ``last_seen_at``."""
+    for letter in letters:
+        statement = pg_insert(DeadLetterRow).values(
+            fingerprint=dead_letter_fingerprint(letter),
+            source=letter.source,
+            raw_key=letter.raw_key,
+            raw_value=letter.raw_value,
+            position=None if letter.position is None else dict(letter.position),
+            reason=letter.reason,
+            error_class=letter.error_class,
+            first_seen_at=at,
+            last_seen_at=at,
+            attempts=1,
+            status="open",
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[col(DeadLetterRow.fingerprint)],
+            set_={
+                "attempts": DeadLetterRow.__table__.c.attempts + 1,  # type: ignore[attr-defined]
+                "last_seen_at": statement.excluded.last_seen_at,
+                "reason": statement.excluded.reason,
+                "error_class": statement.excluded.error_class,
+            },
+        )
+        session.execute(statement)

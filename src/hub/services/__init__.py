@@ -1,0 +1,320 @@
+"""The hub's services: each public method is one transaction over the golden-record store.
+
+``HubServices`` is built in an entry point with an engine and its collaborators (matcher,
+survivorship rules, outbox targets, clock) and passed to whoever needs it; nothing here reads
+the environment or holds global state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hub import repositories as repo
+from hub.history import GoldenSnapshot, HistoryCause, HistoryEvent
+from hub.matcher import Matcher
+from hub.model import BatchPosition, SourceChange, SourceKey
+from hub.records import (
+    ApplyResult,
+    DeadLetter,
+    GoldenRecord,
+    RebuildResult,
+    ReviewDecision,
+    ReviewTask,
+    SourceRecord,
+)
+from hub.rules import SurvivorshipRules
+from hub.services import reads, steward
+from hub.services._golden_work import GoldenWork
+from hub.services._tx import run_in_transaction
+from hub.services.apply import BatchApply
+from hub.services.rebuild import rebuild_all
+from hub.services.steward import SourceRef
+
+__all__ = ["HubServices", "SourceRef", "utc_now"]
+
+T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class HubServices:
+    """The golden-record store's services.
+
+    Args:
+        engine: an engine from ``hub.db.create_engine`` (READ COMMITTED).
+        matcher: standardizes, blocks and scores (``matching.MatchModel`` in production).
+        rules: survivorship rules; their version goes into every lineage entry.
+        targets: outbox target names; every golden change gets one outbox row per target.
+        clock: the time recorded for history, links and outbox rows (timezone-aware UTC).
+        attempts: how often a transaction is re-run after a deadlock or serialization failure.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        matcher: Matcher,
+        rules: SurvivorshipRules,
+        targets: Sequence[str] = (),
+        clock: Callable[[], datetime] = utc_now,
+        attempts: int = 5,
+    ) -> None:
+        self.engine = engine
+        self.matcher = matcher
+        self.rules = rules
+        self.targets = tuple(targets)
+        self.clock = clock
+        self.attempts = attempts
+
+    def _work(self, session: Session, cause: HistoryCause, actor: str) -> GoldenWork:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the clock must return timezone-aware times")
+        return GoldenWork(
+            session, rules=self.rules, targets=self.targets, now=now, cause=cause, actor=actor
+        )
+
+    # --- source changes ------------------------------------------------------------------
+
+    def apply_changes(
+        self,
+        changes: Sequence[SourceChange],
+        position: BatchPosition | None = None,
+        *,
+        dead_letters: Sequence[DeadLetter] = (),
+    ) -> ApplyResult:
+        """Apply a batch of source changes, its position and its dead letters atomically.
+
+        A batch whose position is already applied is skipped; a change that is not newer than
+        what is stored for its row is ignored; an invalid change is kept with its errors and
+        the rest of the batch applies. See ``hub.services.apply`` for the steps.
+
+        Raises:
+            InvalidChangeError: a change without a timezone-aware source commit time.
+            ConcurrentUpdateError, StoreUnavailableError: transient; retry the batch.
+        """
+        systems = sorted({change.key.system for change in changes})
+        actor = ",".join(systems) or "apply"
+
+        def work(session: Session) -> ApplyResult:
+            golden_work = self._work(session, HistoryCause.SOURCE_CHANGE, actor)
+            batch = BatchApply(session, golden_work, matcher=self.matcher, now=golden_work.now)
+            return batch.run(changes, position, dead_letters)
+
+        return run_in_transaction(self.engine, "apply changes", work, attempts=self.attempts)
+
+    def record_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Store poison messages on their own (when there is no batch to carry them)."""
+
+        def work(session: Session) -> None:
+            repo.record_dead_letters(session, letters, self.clock())
+
+        run_in_transaction(self.engine, "record dead letters", work, attempts=self.attempts)
+
+    # --- steward actions -----------------------------------------------------------------
+
+    def _steward(self, operation: str, actor: str, action: Callable[[GoldenWork], int]) -> int:
+        def work(session: Session) -> int:
+            golden_work = self._work(session, HistoryCause.STEWARD_ACTION, actor)
+            result = action(golden_work)
+            golden_work.save()
+            return result
+
+        return run_in_transaction(self.engine, operation, work, attempts=self.attempts)
+
+    def link(self, source: SourceRef, golden_id: int, *, actor: str, reason: str) -> GoldenRecord:
+        """Link a source record (by key or id) to a golden record, as a steward decision."""
+        self._steward(
+            "link",
+            actor,
+            lambda w: steward.link_source_record(w, source, golden_id, actor=actor, reason=reason),
+        )
+        return self.get_golden(golden_id)
+
+    def unlink(self, source: SourceRef, *, actor: str, reason: str) -> GoldenRecord:
+        """Detach a source record into a new golden record; returns the new record."""
+        new_id = self._steward(
+            "unlink",
+            actor,
+            lambda w: steward.unlink_source_record(w, source, actor=actor, reason=reason),
+        )
+        return self.get_golden(new_id)
+
+    def merge_golden(
+        self,
+        survivor_id: int,
+        merged_id: int,
+        *,
+        actor: str,
+        reason: str,
+        expected_versions: dict[int, int] | None = None,
+    ) -> GoldenRecord:
+        """Merge ``merged_id`` into ``survivor_id`` (which keeps its id); ``merged_id`` then
+        resolves to the survivor. ``expected_versions`` are optimistic checks.
+
+        Raises:
+            GoldenRecordNotFoundError, GoldenRecordNotActiveError, StaleVersionError,
+            InvalidStewardActionError.
+        """
+        self._steward(
+            "merge",
+            actor,
+            lambda w: steward.merge_golden_records(
+                w,
+                survivor_id,
+                merged_id,
+                actor=actor,
+                reason=reason,
+                expected_versions=expected_versions,
+            ),
+        )
+        return self.get_golden(survivor_id)
+
+    def unmerge(
+        self, golden_id: int, source_record_ids: Collection[int], *, actor: str, reason: str
+    ) -> tuple[GoldenRecord, GoldenRecord]:
+        """Split source records off a golden record: returns (the part that kept the id, the
+        part with the new id). The majority keeps the id; cannot-link constraints recorded."""
+        holder: list[int] = []
+
+        def action(w: GoldenWork) -> int:
+            kept, split = steward.unmerge_golden_record(
+                w, golden_id, source_record_ids, actor=actor, reason=reason
+            )
+            holder.append(split)
+            return kept
+
+        kept = self._steward("unmerge", actor, action)
+        return self.get_golden(kept), self.get_golden(holder[-1])
+
+    def pin_attribute(
+        self,
+        golden_id: int,
+        attribute: str,
+        value: object,
+        *,
+        actor: str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> GoldenRecord:
+        """Pin a golden attribute to a value; it survives source changes until unpinned."""
+        self._steward(
+            "pin",
+            actor,
+            lambda w: steward.pin_golden_attribute(
+                w,
+                golden_id,
+                attribute,
+                value,
+                actor=actor,
+                reason=reason,
+                expected_version=expected_version,
+            ),
+        )
+        return self.get_golden(golden_id)
+
+    def unpin_attribute(
+        self,
+        golden_id: int,
+        attribute: str,
+        *,
+        actor: str,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> GoldenRecord:
+        self._steward(
+            "unpin",
+            actor,
+            lambda w: steward.unpin_golden_attribute(
+                w,
+                golden_id,
+                attribute,
+                actor=actor,
+                reason=reason,
+                expected_version=expected_version,
+            ),
+        )
+        return self.get_golden(golden_id)
+
+    def decide_review_task(
+        self, task_id: int, decision: ReviewDecision, *, actor: str, reason: str = ""
+    ) -> ReviewTask:
+        """Decide a review task: ``match`` links/merges, ``no_match`` records cannot-link."""
+
+        def work(session: Session) -> ReviewTask:
+            golden_work = self._work(session, HistoryCause.STEWARD_ACTION, actor)
+            task = steward.decide_review(golden_work, task_id, decision, actor=actor, reason=reason)
+            golden_work.save()
+            return reads.review_task_view(task)
+
+        return run_in_transaction(self.engine, "decide review", work, attempts=self.attempts)
+
+    def rebuild_golden_records(
+        self, *, actor: str = "rebuild", restandardize: bool = True
+    ) -> RebuildResult:
+        """Recompute every golden record from source records and steward decisions.
+
+        Derived state (attributes, lineage, and with ``restandardize`` match features and
+        blocking keys) is recomputed; decisions (links, merges, constraints, pins) are kept.
+        Golden records whose result differs get a new version, history and outbox rows.
+        """
+
+        def work(session: Session) -> RebuildResult:
+            golden_work = self._work(session, HistoryCause.STEWARD_ACTION, actor)
+            return rebuild_all(golden_work, self.matcher if restandardize else None)
+
+        return run_in_transaction(self.engine, "rebuild", work, attempts=self.attempts)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def _read(self, operation: str, work: Callable[[Session], T]) -> T:
+        return run_in_transaction(
+            self.engine, operation, work, attempts=self.attempts, read_only=True
+        )
+
+    def get_golden(self, golden_id: int) -> GoldenRecord:
+        """The golden record, following merges to the survivor.
+
+        Raises:
+            GoldenRecordNotFoundError: no golden record ever had this id.
+        """
+        return self._read("get golden", lambda s: reads.get_golden(s, golden_id))
+
+    def find_golden(self, golden_id: int) -> GoldenRecord | None:
+        return self._read("find golden", lambda s: reads.find_golden(s, golden_id))
+
+    def get_golden_by_source(self, key: SourceKey) -> GoldenRecord:
+        """The golden record a source row is linked to.
+
+        Raises:
+            SourceRecordNotFoundError: no such source row.
+            SourceRecordNotLinkedError: the row is deleted or failed validation.
+        """
+        return self._read("get golden by source", lambda s: reads.get_golden_by_source(s, key))
+
+    def find_golden_by_source(self, key: SourceKey) -> GoldenRecord | None:
+        return self._read("find golden by source", lambda s: reads.find_golden_by_source(s, key))
+
+    def get_source_record(self, key: SourceKey) -> SourceRecord:
+        return self._read("get source record", lambda s: reads.get_source_record(s, key))
+
+    def golden_history(self, golden_id: int) -> list[HistoryEvent]:
+        return self._read("golden history", lambda s: reads.history(s, golden_id))
+
+    def golden_as_of(self, golden_id: int, as_of: datetime) -> GoldenSnapshot | None:
+        """The golden record as it was at ``as_of``, reconstructed from its history."""
+        return self._read("golden as of", lambda s: reads.golden_as_of(s, golden_id, as_of))
+
+    def open_review_tasks(self, limit: int = 100) -> list[ReviewTask]:
+        """Open review tasks, highest priority first."""
+        return self._read(
+            "open review tasks",
+            lambda s: [reads.review_task_view(t) for t in repo.open_review_tasks(s, limit)],
+        )

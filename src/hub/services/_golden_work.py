@@ -1,0 +1,396 @@
+"""The golden records one transaction touches, and how their changes are saved.
+
+Services lock the golden records they need (``lock``, id order), move source records between
+them (``link`` / ``unlink``), create, merge or retire them, and finally call ``save``, which for
+every touched record:
+
+1. recomputes survivorship from its linked source records and pins (active records only),
+2. compares the result with the state it had when it was locked, and only if something a
+   reader can see changed (attributes, status, linked sources, pins) bumps the version and
+   writes one history event and one outbox row per target,
+3. rewrites its attribute lineage (a new source can supply an unchanged value).
+
+So an update that changes nothing survivorship-visible never makes a new version, which is
+what keeps a value written back to a source from echoing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from hub import repositories as repo
+from hub.history import (
+    GoldenSnapshot,
+    HistoryCause,
+    HistoryEventKind,
+    build_event,
+)
+from hub.model import (
+    DecidedBy,
+    GoldenStatus,
+    Pin,
+    SourceKey,
+    SourcePosition,
+    SourceSnapshot,
+)
+from hub.rules import SurvivorshipRules
+from hub.survivorship import survive
+from hub.tables import GoldenRecordRow, SourceRecordRow
+
+
+def record_key(row: SourceRecordRow) -> SourceKey:
+    return SourceKey(row.system, row.source_table, row.pk or "")
+
+
+def record_position(row: SourceRecordRow) -> SourcePosition:
+    return SourcePosition(lsn=row.lsn, tx_id=row.tx_id, committed_at=row.committed_at)
+
+
+def record_snapshot(row: SourceRecordRow) -> SourceSnapshot:
+    return SourceSnapshot(
+        source_record_id=row.id,
+        key=record_key(row),
+        attributes=row.attributes,
+        position=record_position(row),
+        deleted=row.deleted,
+    )
+
+
+@dataclass
+class _Touched:
+    row: GoldenRecordRow
+    before: GoldenSnapshot | None
+    members: set[int]
+    pins: dict[str, Pin]
+    kind: HistoryEventKind | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SavedGoldens:
+    created: tuple[int, ...]
+    changed: tuple[int, ...]
+    """Golden records that got a new version, created ones included."""
+
+
+class GoldenWork:
+    """The golden records of one transaction: locked, changed in memory, saved at the end."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        rules: SurvivorshipRules,
+        targets: Sequence[str],
+        now: datetime,
+        cause: HistoryCause,
+        actor: str,
+    ) -> None:
+        self.session = session
+        self.rules = rules
+        self.targets = tuple(targets)
+        self.now = now
+        self.cause = cause
+        self.actor = actor
+        self._touched: dict[int, _Touched] = {}
+        self._dirty: set[int] = set()
+        self.records: dict[int, SourceRecordRow] = {}
+
+    # --- loading -------------------------------------------------------------------------
+
+    def lock(self, golden_ids: Iterable[int]) -> list[int]:
+        """Lock (``FOR UPDATE``, id order) and load the golden records not locked yet.
+
+        Loads their linked source records into ``records`` and their pins. Returns the ids
+        that were newly locked.
+        """
+        wanted = sorted(set(golden_ids) - self._touched.keys())
+        if not wanted:
+            return []
+        rows = repo.lock_golden_records(self.session, wanted)
+        pins = repo.pins_of(self.session, wanted)
+        members: dict[int, set[int]] = {golden_id: set() for golden_id in wanted}
+        for record in repo.members_of(self.session, wanted):
+            self.records.setdefault(record.id, record)
+            if record.golden_id is not None:
+                members[record.golden_id].add(record.id)
+        for golden_id in wanted:
+            row = rows.get(golden_id)
+            if row is None:
+                continue
+            self._touched[golden_id] = _Touched(
+                row=row,
+                before=GoldenSnapshot(
+                    golden_id=golden_id,
+                    version=row.version,
+                    status=GoldenStatus(row.status),
+                    attributes=row.attributes,
+                    source_record_ids=frozenset(members[golden_id]),
+                    merged_into=row.merged_into,
+                    pins=pins[golden_id],
+                ),
+                members=members[golden_id],
+                pins=dict(pins[golden_id]),
+            )
+        return [golden_id for golden_id in wanted if golden_id in rows]
+
+    def is_locked(self, golden_id: int) -> bool:
+        return golden_id in self._touched
+
+    def golden(self, golden_id: int) -> GoldenRecordRow:
+        return self._touched[golden_id].row
+
+    def status(self, golden_id: int) -> GoldenStatus:
+        return GoldenStatus(self._touched[golden_id].row.status)
+
+    def members(self, golden_id: int) -> frozenset[int]:
+        return frozenset(self._touched[golden_id].members)
+
+    def pins(self, golden_id: int) -> dict[str, Pin]:
+        return dict(self._touched[golden_id].pins)
+
+    def remember(self, records: Iterable[SourceRecordRow]) -> None:
+        for record in records:
+            self.records.setdefault(record.id, record)
+
+    # --- changes -------------------------------------------------------------------------
+
+    def create(self) -> int:
+        """A new active golden record with a fresh id from the sequence (never reused)."""
+        golden_id = repo.allocate_golden_id(self.session)
+        row = GoldenRecordRow(
+            id=golden_id,
+            attributes={},
+            version=0,
+            status=GoldenStatus.ACTIVE.value,
+            merged_into=None,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.session.add(row)
+        self._touched[golden_id] = _Touched(row=row, before=None, members=set(), pins={})
+        self._dirty.add(golden_id)
+        return golden_id
+
+    def link(
+        self,
+        record: SourceRecordRow,
+        golden_id: int,
+        *,
+        decided_by: DecidedBy,
+        score: float | None = None,
+        explanation: Mapping[str, Any] | None = None,
+        matcher_version: str | None = None,
+    ) -> None:
+        """Link ``record`` to ``golden_id`` (unlinking it from where it was)."""
+        self.records.setdefault(record.id, record)
+        if record.golden_id is not None and record.golden_id != golden_id:
+            self._touched[record.golden_id].members.discard(record.id)
+            self._dirty.add(record.golden_id)
+        record.golden_id = golden_id
+        record.link_score = score
+        record.link_explanation = None if explanation is None else dict(explanation)
+        record.link_decided_by = decided_by.value
+        record.link_decided_at = self.now
+        record.matcher_version = matcher_version
+        self._touched[golden_id].members.add(record.id)
+        self._dirty.add(golden_id)
+
+    def unlink(self, record: SourceRecordRow) -> int | None:
+        """Detach ``record`` from its golden record; returns that golden id."""
+        previous = record.golden_id
+        if previous is not None:
+            self._touched[previous].members.discard(record.id)
+            self._dirty.add(previous)
+        record.golden_id = None
+        record.link_score = None
+        record.link_explanation = None
+        record.link_decided_by = None
+        record.link_decided_at = None
+        record.matcher_version = None
+        return previous
+
+    def mark_merged(self, golden_id: int, into: int) -> None:
+        touched = self._touched[golden_id]
+        touched.row.status = GoldenStatus.MERGED.value
+        touched.row.merged_into = into
+        self._dirty.add(golden_id)
+
+    def reactivate(self, golden_id: int) -> None:
+        touched = self._touched[golden_id]
+        touched.row.status = GoldenStatus.ACTIVE.value
+        touched.row.merged_into = None
+        self._dirty.add(golden_id)
+
+    def set_pins(self, golden_id: int, pins: Mapping[str, Pin]) -> None:
+        self._touched[golden_id].pins = dict(pins)
+        self._dirty.add(golden_id)
+
+    def note(self, golden_id: int, kind: HistoryEventKind | None, **details: Any) -> None:
+        """Name the kind of the history event this golden record will get (None: derived from
+        what changed), with details for people reading the history."""
+        touched = self._touched[golden_id]
+        if kind is not None:
+            touched.kind = kind
+        touched.details.update(details)
+        self._dirty.add(golden_id)
+
+    def note_changed(self, golden_id: int) -> None:
+        """A linked source record changed: recompute this golden record when saving."""
+        self._dirty.add(golden_id)
+
+    # --- saving --------------------------------------------------------------------------
+
+    def save(self) -> SavedGoldens:
+        """Recompute, compare and write every touched golden record (steps in the module doc)."""
+        self.session.flush()
+        created: list[int] = []
+        changed: list[int] = []
+        history: list[dict[str, Any]] = []
+        outbox: list[dict[str, Any]] = []
+        lineage: list[dict[str, Any]] = []
+        pins_changed: list[int] = []
+        for golden_id in sorted(self._dirty):
+            touched = self._touched[golden_id]
+            row = touched.row
+            if row.status == GoldenStatus.ACTIVE.value and not touched.members:
+                row.status = GoldenStatus.RETIRED.value
+            status = GoldenStatus(row.status)
+            attributes: Mapping[str, Any] = row.attributes
+            if status is GoldenStatus.ACTIVE:
+                survived = survive(
+                    [record_snapshot(self.records[i]) for i in sorted(touched.members)],
+                    self.rules,
+                    touched.pins,
+                )
+                attributes = survived.attributes
+                lineage.extend(_lineage_rows(golden_id, survived.lineage.values()))
+            before = touched.before
+            after = GoldenSnapshot(
+                golden_id=golden_id,
+                version=0 if before is None else before.version,
+                status=status,
+                attributes=attributes,
+                source_record_ids=frozenset(touched.members),
+                merged_into=row.merged_into,
+                pins=touched.pins,
+            )
+            if before is not None and after == before:
+                continue
+            if before is None or dict(before.pins) != dict(after.pins):
+                pins_changed.append(golden_id)
+            after = GoldenSnapshot(
+                golden_id=golden_id,
+                version=after.version + 1,
+                status=after.status,
+                attributes=after.attributes,
+                source_record_ids=after.source_record_ids,
+                merged_into=after.merged_into,
+                pins=after.pins,
+            )
+            row.attributes = dict(after.attributes)
+            row.version = after.version
+            row.updated_at = self.now
+            event = build_event(
+                before,
+                after,
+                kind=_event_kind(before, after, touched.kind),
+                cause=self.cause,
+                actor=self.actor,
+                occurred_at=self.now,
+                details=touched.details,
+            )
+            history.append(
+                {
+                    "golden_id": golden_id,
+                    "kind": event.kind.value,
+                    "version": event.version,
+                    "cause": event.cause.value,
+                    "actor": event.actor,
+                    "occurred_at": event.occurred_at,
+                    "data": event.data(),
+                }
+            )
+            payload = self._payload(after)
+            outbox.extend(
+                {
+                    "golden_id": golden_id,
+                    "version": after.version,
+                    "target": target,
+                    "idempotency_key": f"{golden_id}:{after.version}:{target}",
+                    "payload": payload,
+                    "created_at": self.now,
+                    "attempts": 0,
+                    "next_attempt_at": self.now,
+                }
+                for target in self.targets
+            )
+            changed.append(golden_id)
+            if before is None:
+                created.append(golden_id)
+        self.session.flush()
+        for golden_id in pins_changed:
+            repo.replace_pins(self.session, golden_id, self._touched[golden_id].pins)
+        repo.replace_lineage(self.session, self._dirty, lineage)
+        repo.append_history(self.session, history)
+        repo.add_outbox(self.session, outbox)
+        return SavedGoldens(created=tuple(created), changed=tuple(changed))
+
+    def _payload(self, state: GoldenSnapshot) -> dict[str, Any]:
+        sources = sorted((record_key(self.records[i]) for i in state.source_record_ids), key=str)
+        return {
+            "golden_id": state.golden_id,
+            "version": state.version,
+            "status": state.status.value,
+            "merged_into": state.merged_into,
+            "attributes": dict(state.attributes),
+            "sources": [{"system": k.system, "table": k.table, "pk": k.pk} for k in sources],
+            "changed_at": self.now.isoformat(),
+            "cause": self.cause.value,
+        }
+
+
+def _event_kind(
+    before: GoldenSnapshot | None, after: GoldenSnapshot, hint: HistoryEventKind | None
+) -> HistoryEventKind:
+    if before is None:
+        return HistoryEventKind.CREATED
+    if after.status is GoldenStatus.MERGED and before.status is not GoldenStatus.MERGED:
+        return HistoryEventKind.MERGED
+    if after.status is GoldenStatus.RETIRED and before.status is not GoldenStatus.RETIRED:
+        return HistoryEventKind.RETIRED
+    if hint is not None:
+        return hint
+    if after.source_record_ids - before.source_record_ids:
+        return HistoryEventKind.LINKED
+    if before.source_record_ids - after.source_record_ids:
+        return HistoryEventKind.UNLINKED
+    return HistoryEventKind.UPDATED
+
+
+def _lineage_rows(golden_id: int, entries: Iterable[Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        position = entry.position
+        rows.append(
+            {
+                "golden_id": golden_id,
+                "attribute": entry.attribute,
+                "value": entry.value,
+                "source_record_id": entry.source_record_id,
+                "lsn": None if position is None else position.lsn,
+                "tx_id": None if position is None else position.tx_id,
+                "committed_at": None if position is None else position.committed_at,
+                "rule": entry.rule,
+                "rule_set_version": entry.rule_set_version,
+                "pinned": entry.pinned,
+                "pin_reason": entry.pin_reason,
+                "pinned_by": entry.pinned_by,
+            }
+        )
+    return rows

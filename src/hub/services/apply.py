@@ -1,0 +1,553 @@
+"""Applying a batch of canonical source changes: crosswalk, matching, golden records.
+
+``apply_batch`` runs inside the caller's transaction. Its correctness under at-least-once
+delivery and concurrent workers depends on the order of these steps:
+
+1. Lock the batch position (advisory lock on source + partition) and skip the whole batch if
+   its offset is already applied. The position is written in step 9, in the same transaction
+   as the effects, so a batch is applied exactly once however often it is delivered.
+2. Validate, standardize and compute blocking keys (pure; no locks held yet).
+3. Take advisory locks on every source key and every blocking key of the batch, sorted, before
+   any candidate look-up: two workers applying records that share a key take turns, and the
+   second sees the first's committed links (READ COMMITTED re-reads per statement), so one
+   matching pair never gets two golden records.
+4. Read the stored source records and the candidates sharing a key, then lock their golden
+   records ``FOR UPDATE`` in id order; re-read until the set is stable (a steward action that
+   committed in between may have moved records).
+5. For each change, in (source commit position, key) order: ignore it when it is not newer
+   than what is stored for its row (per-key order; a delete is final until a newer create);
+   keep invalid ones with their errors, unlinked; link valid ones (steward decisions and
+   constraints first, then the best automatic match, else a new golden record) and open
+   review tasks for the pairs in the review band.
+6. Rewrite the blocking keys of the records that changed.
+7. Recompute survivorship for every golden record touched; version, history and outbox rows
+   only where something visible changed (see ``_golden_work``).
+8. Write the review tasks.
+9. Record the batch position and the batch's dead letters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from hub import repositories as repo
+from hub.errors import InvalidChangeError
+from hub.history import HistoryEventKind
+from hub.matcher import Matcher, MatchScore
+from hub.model import (
+    BatchPosition,
+    CanonicalParty,
+    ChangeOp,
+    DecidedBy,
+    GoldenStatus,
+    SourceChange,
+    SourceKey,
+    SourcePosition,
+)
+from hub.records import ApplyResult, DeadLetter
+from hub.services._golden_work import GoldenWork, record_position
+from hub.tables import BlockingKeyRow, MatchConstraintRow, ReviewTaskRow, SourceRecordRow
+
+REVIEW_CANDIDATES_PER_RECORD = 3
+"""At most this many review tasks are opened for one changed source record (best first)."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    change: SourceChange
+    attributes: dict[str, Any]
+    errors: list[dict[str, Any]] | None
+    features: dict[str, Any]
+    keys: tuple[str, ...]
+
+    @property
+    def keyed(self) -> bool:
+        return bool(self.change.key.pk.strip())
+
+
+@dataclass(frozen=True)
+class _Scored:
+    golden_id: int
+    best: MatchScore
+    best_record_id: int
+    hard_conflict: bool
+
+
+def newer(position: SourcePosition, row: SourceRecordRow) -> bool:
+    """True when ``position`` is later than the position stored for ``row``."""
+    return position.sort_key() > record_position(row).sort_key()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types (a source may hand over dates or decimals)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+class BatchApply:
+    """One ``apply_changes`` call: the unit of work described in the module docstring."""
+
+    def __init__(
+        self,
+        session: Session,
+        work: GoldenWork,
+        *,
+        matcher: Matcher,
+        now: datetime,
+    ) -> None:
+        self.session = session
+        self.work = work
+        self.matcher = matcher
+        self.now = now
+        self.records = work.records
+        self.index: dict[str, set[int]] = defaultdict(set)
+        self.constraints: list[MatchConstraintRow] = []
+        self.review_rows: list[dict[str, Any]] = []
+        self.open_pairs: set[tuple[int, int]] = set()
+        self.changed_records: dict[int, SourceRecordRow] = {}
+        self.record_keys: dict[int, tuple[str, ...]] = {}
+        self.stale = self.invalid = self.deleted = self.applied = 0
+
+    def run(
+        self,
+        changes: Sequence[SourceChange],
+        position: BatchPosition | None,
+        dead_letters: Sequence[DeadLetter],
+    ) -> ApplyResult:
+        # 1. the batch position
+        if position is not None:
+            repo.advisory_lock(
+                self.session, [repo.lock_id("position", f"{position.source}\0{position.partition}")]
+            )
+            done = repo.applied_offset(self.session, position.source, position.partition)
+            if done is not None and position.offset <= done:
+                return ApplyResult(batch_skipped=True)
+
+        # 2. validate and standardize
+        prepared = [self._prepare(change) for change in _latest_per_key(changes)]
+        batch_keys = sorted({key for p in prepared for key in p.keys})
+
+        # 3. advisory locks on source keys and blocking keys, in one sorted pass
+        repo.advisory_lock(
+            self.session,
+            [repo.lock_id("source", str(p.change.key)) for p in prepared if p.keyed]
+            + [repo.lock_id("block", key) for key in batch_keys],
+        )
+
+        # 4. stored rows and candidates; their golden records locked in id order
+        existing = self._lock_stable(prepared, batch_keys)
+        redelivered = {
+            index
+            for index, p in enumerate(prepared)
+            if not p.keyed
+            and repo.find_keyless_duplicate(
+                self.session,
+                p.change.key.system,
+                p.change.key.table,
+                p.change.position,
+                None if p.change.raw is None else json_safe(p.change.raw),
+            )
+            is not None
+        }
+        new_count = sum(
+            1
+            for index, p in enumerate(prepared)
+            if (p.change.key not in existing if p.keyed else index not in redelivered)
+        )
+        fresh_ids = iter(repo.allocate_source_record_ids(self.session, new_count))
+        for task in repo.open_review_tasks_for(
+            self.session, source_record_ids=[r.id for r in existing.values()]
+        ):
+            if task.source_record_id is not None:
+                self.open_pairs.add((task.source_record_id, task.candidate_golden_id))
+
+        # 5. each change in order
+        for index, p in enumerate(prepared):
+            row = existing.get(p.change.key) if p.keyed else None
+            if index in redelivered or (row is not None and not newer(p.change.position, row)):
+                self.stale += 1
+                continue
+            if row is None:
+                row = self._new_row(next(fresh_ids), p)
+            self.changed_records[row.id] = row
+            if p.change.op is ChangeOp.DELETE:
+                self._apply_delete(row, p)
+            else:
+                self._apply_upsert(row, p)
+
+        # 6. blocking keys of the changed records (only live, valid, linked ones are candidates)
+        self.session.flush()
+        repo.replace_blocking_keys(
+            self.session,
+            {
+                record_id: list(self.record_keys.get(record_id, ()))
+                if self._is_candidate(row)
+                else []
+                for record_id, row in self.changed_records.items()
+            },
+        )
+
+        # 7. golden records
+        saved = self.work.save()
+
+        # 8. review tasks
+        opened: list[int] = []
+        if self.review_rows:
+            result = self.session.execute(
+                sa.insert(ReviewTaskRow).returning(col(ReviewTaskRow.id)),
+                self.review_rows,
+            )
+            opened = sorted(int(r[0]) for r in result)
+
+        # 9. position and dead letters
+        if position is not None:
+            repo.record_applied_position(
+                self.session, position.source, position.partition, position.offset, self.now
+            )
+        repo.record_dead_letters(self.session, dead_letters, self.now)
+        return ApplyResult(
+            applied=self.applied,
+            stale=self.stale,
+            invalid=self.invalid,
+            deleted=self.deleted,
+            goldens_created=saved.created,
+            goldens_changed=saved.changed,
+            review_tasks_opened=tuple(opened),
+            dead_letters=len(dead_letters),
+        )
+
+    # --- step 2 --------------------------------------------------------------------------
+
+    def _prepare(self, change: SourceChange) -> _Prepared:
+        committed_at = change.position.committed_at
+        if committed_at.tzinfo is None or committed_at.utcoffset() is None:
+            raise InvalidChangeError(change.key, "source commit time is not timezone-aware")
+        attributes = json_safe(dict(change.attributes))
+        errors: list[dict[str, Any]] = []
+        if not change.key.pk.strip():
+            errors.append({"loc": "pk", "msg": "missing primary key", "type": "missing"})
+        if change.op is ChangeOp.DELETE:
+            return _Prepared(change, attributes, errors or None, {}, ())
+        try:
+            party = CanonicalParty.model_validate(change.attributes)
+        except ValidationError as exc:
+            errors.extend(
+                {
+                    "loc": ".".join(str(part) for part in error["loc"]),
+                    "msg": error["msg"],
+                    "type": error["type"],
+                }
+                for error in exc.errors(include_url=False, include_context=False)
+            )
+            party = None
+        if errors or party is None:
+            return _Prepared(change, attributes, errors, {}, ())
+        canonical = party.to_attributes()
+        features = json_safe(self.matcher.standardize(canonical))
+        keys = tuple(sorted(set(self.matcher.blocking_keys(features))))
+        return _Prepared(change, canonical, None, features, keys)
+
+    # --- step 4 --------------------------------------------------------------------------
+
+    def _lock_stable(
+        self, prepared: Sequence[_Prepared], batch_keys: Sequence[str]
+    ) -> dict[SourceKey, SourceRecordRow]:
+        """Read stored rows and candidates, lock their golden records; repeat until stable."""
+        keys = [p.change.key for p in prepared if p.keyed]
+        while True:
+            existing = repo.source_records_by_keys(self.session, keys)
+            pairs = self._blocking_pairs(batch_keys)
+            candidates = repo.source_records(self.session, {record_id for _, record_id in pairs})
+            self.constraints = repo.constraints_involving(
+                self.session, [row.id for row in existing.values()]
+            )
+            partners = repo.source_records(
+                self.session,
+                {c.left_source_record_id for c in self.constraints}
+                | {c.right_source_record_id for c in self.constraints},
+            )
+            rows = [*existing.values(), *candidates.values(), *partners.values()]
+            self.work.remember(rows)
+            if not self.work.lock(row.golden_id for row in rows if row.golden_id is not None):
+                break
+            # Read again under the locks: what was read before them may have moved since.
+            for row in rows:
+                self.session.expire(row)
+        for key, record_id in pairs:
+            candidate = self.records.get(record_id)
+            if candidate is not None and self._is_candidate(candidate):
+                self.index[key].add(record_id)
+        return existing
+
+    def _blocking_pairs(self, keys: Sequence[str]) -> list[tuple[str, int]]:
+        if not keys:
+            return []
+        statement = select(BlockingKeyRow.key, BlockingKeyRow.source_record_id).where(
+            col(BlockingKeyRow.key).in_(keys)
+        )
+        return [(key, record_id) for key, record_id in self.session.exec(statement)]
+
+    @staticmethod
+    def _is_candidate(row: SourceRecordRow) -> bool:
+        return row.golden_id is not None and not row.deleted and row.validation_errors is None
+
+    # --- step 5 --------------------------------------------------------------------------
+
+    def _new_row(self, record_id: int, p: _Prepared) -> SourceRecordRow:
+        key = p.change.key
+        row = SourceRecordRow(
+            id=record_id,
+            system=key.system,
+            source_table=key.table,
+            pk=key.pk if p.keyed else None,
+            raw=None,
+            attributes={},
+            features={},
+            validation_errors=None,
+            lsn=p.change.position.lsn,
+            tx_id=p.change.position.tx_id,
+            committed_at=p.change.position.committed_at,
+            deleted=False,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        self.session.add(row)
+        self.records[record_id] = row
+        return row
+
+    def _take_position(self, row: SourceRecordRow, p: _Prepared) -> None:
+        position = p.change.position
+        row.lsn = position.lsn
+        row.tx_id = position.tx_id
+        row.committed_at = position.committed_at
+        row.updated_at = self.now
+
+    def _drop_from_index(self, row: SourceRecordRow) -> None:
+        for ids in self.index.values():
+            ids.discard(row.id)
+
+    def _leave_golden(self, row: SourceRecordRow, reason: str) -> None:
+        previous = self.work.unlink(row)
+        if previous is not None:
+            self.work.note(previous, None, reason=reason)
+
+    def _apply_delete(self, row: SourceRecordRow, p: _Prepared) -> None:
+        self._take_position(row, p)
+        row.deleted = True
+        if p.change.raw is not None:
+            row.raw = json_safe(dict(p.change.raw))
+        if p.errors:
+            row.validation_errors = p.errors
+        self._drop_from_index(row)
+        self._leave_golden(row, "source row deleted")
+        self._supersede_tasks(row.id)
+        self.deleted += 1
+
+    def _apply_upsert(self, row: SourceRecordRow, p: _Prepared) -> None:
+        was_candidate = self._is_candidate(row)
+        old_features = row.features
+        self._take_position(row, p)
+        row.deleted = False
+        row.raw = None if p.change.raw is None else json_safe(dict(p.change.raw))
+        row.attributes = p.attributes
+        row.validation_errors = p.errors
+        row.features = p.features
+        self._drop_from_index(row)
+        if p.errors is not None:
+            self.invalid += 1
+            self._leave_golden(row, "failed validation")
+            self._supersede_tasks(row.id)
+            return
+        self.applied += 1
+        keep = row.golden_id is not None and (
+            row.link_decided_by == DecidedBy.STEWARD.value
+            or (was_candidate and old_features == p.features)
+        )
+        if keep:
+            assert row.golden_id is not None
+            self.work.note_changed(row.golden_id)
+        else:
+            self._match(row, p)
+        self.record_keys[row.id] = p.keys
+        for key in p.keys:
+            self.index[key].add(row.id)
+
+    def _match(self, row: SourceRecordRow, p: _Prepared) -> None:
+        current = row.golden_id
+        self._supersede_tasks(row.id)
+        partners = self._partners(row.id, "must_link")
+        forced = sorted(
+            {
+                partner.golden_id
+                for partner in partners
+                if partner.golden_id is not None and self._is_candidate(partner)
+            }
+        )
+        scored = self._score(row, p)
+        blocked = {s.golden_id for s in scored if self._cannot_link(row.id, s.golden_id)}
+        target: int | None = None
+        chosen: _Scored | None = None
+        if forced:
+            target = current if current in forced else forced[0]
+        else:
+            automatic = [
+                s
+                for s in scored
+                if s.best.decision == "match" and not s.hard_conflict and s.golden_id not in blocked
+            ]
+            if any(s.golden_id == current for s in automatic):
+                chosen = next(s for s in automatic if s.golden_id == current)
+            elif automatic:
+                chosen = automatic[0]
+            target = chosen.golden_id if chosen is not None else current
+
+        if target is None:
+            target = self.work.create()
+            self.work.link(
+                row, target, decided_by=DecidedBy.RULE, matcher_version=self.matcher.version
+            )
+        elif forced:
+            self.work.link(row, target, decided_by=DecidedBy.STEWARD)
+        elif chosen is not None:
+            self._relink(row, chosen)
+        else:
+            self.work.note_changed(target)
+
+        reviews = [
+            s
+            for s in scored
+            if s.golden_id != row.golden_id
+            and s.golden_id not in blocked
+            and (s.best.decision == "review" or (s.best.decision == "match" and s.hard_conflict))
+        ]
+        for s in reviews[:REVIEW_CANDIDATES_PER_RECORD]:
+            self._open_review(row, s)
+
+    def _relink(self, row: SourceRecordRow, chosen: _Scored) -> None:
+        previous = row.golden_id
+        self.work.link(
+            row,
+            chosen.golden_id,
+            decided_by=DecidedBy.RULE,
+            score=chosen.best.probability,
+            explanation=json_safe(chosen.best.explain()),
+            matcher_version=self.matcher.version,
+        )
+        if (
+            previous is not None
+            and previous != chosen.golden_id
+            and not self.work.members(previous)
+            and self.work.status(previous) is GoldenStatus.ACTIVE
+        ):
+            # Its only source now matches another golden record: the old id resolves there.
+            self.work.mark_merged(previous, chosen.golden_id)
+            self.work.note(
+                previous, HistoryEventKind.MERGED, reason="its only source record now matches"
+            )
+
+    def _score(self, row: SourceRecordRow, p: _Prepared) -> list[_Scored]:
+        """Candidates grouped by golden record, best golden first (probability, then id)."""
+        candidate_ids = sorted({i for key in p.keys for i in self.index.get(key, ())} - {row.id})
+        by_golden: dict[int, list[tuple[MatchScore, int]]] = defaultdict(list)
+        for candidate_id in candidate_ids:
+            candidate = self.records[candidate_id]
+            if candidate.golden_id is None or not self.work.is_locked(candidate.golden_id):
+                continue
+            if self.work.status(candidate.golden_id) is not GoldenStatus.ACTIVE:
+                continue
+            score = self.matcher.score(p.features, candidate.features)
+            by_golden[candidate.golden_id].append((score, candidate_id))
+        scored = []
+        for golden_id, scores in by_golden.items():
+            best, best_id = max(scores, key=lambda item: (item[0].probability, -item[1]))
+            scored.append(
+                _Scored(
+                    golden_id=golden_id,
+                    best=best,
+                    best_record_id=best_id,
+                    hard_conflict=any(s.hard_conflict for s, _ in scores),
+                )
+            )
+        scored.sort(key=lambda s: (-s.best.probability, s.golden_id))
+        return scored
+
+    def _partners(self, record_id: int, kind: str) -> list[SourceRecordRow]:
+        partner_ids = [
+            c.right_source_record_id
+            if c.left_source_record_id == record_id
+            else c.left_source_record_id
+            for c in self.constraints
+            if c.kind == kind and record_id in (c.left_source_record_id, c.right_source_record_id)
+        ]
+        return [self.records[i] for i in sorted(partner_ids) if i in self.records]
+
+    def _cannot_link(self, record_id: int, golden_id: int) -> bool:
+        members = self.work.members(golden_id)
+        return any(partner.id in members for partner in self._partners(record_id, "cannot_link"))
+
+    def _open_review(self, row: SourceRecordRow, scored: _Scored) -> None:
+        assert row.golden_id is not None
+        pair = (row.id, scored.golden_id)
+        if pair in self.open_pairs:
+            return
+        self.open_pairs.add(pair)
+        self.review_rows.append(
+            {
+                "kind": "source_vs_golden",
+                "source_record_id": row.id,
+                "golden_id": row.golden_id,
+                "candidate_golden_id": scored.golden_id,
+                "candidate_source_record_id": scored.best_record_id,
+                "score": scored.best.probability,
+                "explanation": json_safe(scored.best.explain()),
+                "matcher_version": self.matcher.version,
+                "priority": round(scored.best.probability * 100),
+                "status": "open",
+                "created_at": self.now,
+            }
+        )
+
+    def _supersede_tasks(self, record_id: int) -> None:
+        """Open tasks about this record were computed from its old image: withdraw them."""
+        stale_pairs = {pair for pair in self.open_pairs if pair[0] == record_id}
+        if not stale_pairs:
+            return
+        self.open_pairs -= stale_pairs
+        self.session.execute(
+            sa.update(ReviewTaskRow)
+            .where(
+                col(ReviewTaskRow.source_record_id) == record_id,
+                col(ReviewTaskRow.status).in_(("open", "deferred")),
+            )
+            .values(status="superseded")
+        )
+
+
+def _latest_per_key(changes: Iterable[SourceChange]) -> list[SourceChange]:
+    """The newest change per source key (keyless changes all kept), in apply order."""
+    latest: dict[object, SourceChange] = {}
+    keyless: list[SourceChange] = []
+    for change in changes:
+        if not change.key.pk.strip():
+            keyless.append(change)
+            continue
+        seen = latest.get(change.key)
+        if seen is None or change.position.sort_key() > seen.position.sort_key():
+            latest[change.key] = change
+    ordered = [*latest.values(), *keyless]
+    ordered.sort(
+        key=lambda c: (
+            c.position.sort_key(),
+            str(c.key),
+            json.dumps(c.raw, default=str, sort_keys=True),
+        )
+    )
+    return ordered
