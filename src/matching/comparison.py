@@ -9,6 +9,7 @@ agreement; the last level is ``else``. Every comparison is symmetric.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ import numpy.typing as npt
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, JaroWinkler, Levenshtein
 
-from matching.spec import DISTANCE_KINDS, SIMILARITY_KINDS, ComparisonSpec
+from matching.spec import DISTANCE_KINDS, SIMILARITY_KINDS, ComparisonSpec, joint_part_levels
 
 IntArray = npt.NDArray[np.int64]
 LevelArray = npt.NDArray[np.int8]
@@ -508,8 +509,68 @@ class OverlapComparison(Comparison):
         return self.else_level
 
 
+class JointComparison(Comparison):
+    """The combination of its parts' levels (see ``ComparisonSpec.level_labels``)."""
+
+    def __init__(self, spec: ComparisonSpec) -> None:
+        super().__init__(spec)
+        self.parts = [build_comparison(p) for p in spec.parts]
+        radix = [p.n_levels for p in self.parts]
+        size = 1
+        for r in radix:
+            size *= r
+        # Mixed-radix code of the parts' levels -> this comparison's level.
+        lookup = np.zeros(size, dtype=np.int8)
+        level = 0
+        for combo in itertools.product(*(joint_part_levels(p) for p in spec.parts)):
+            if not any(combo):
+                continue
+            level += 1
+            code = 0
+            for lv, r in zip(combo, radix, strict=True):
+                code = code * r + lv
+            lookup[code] = level
+        self._radix = radix
+        self._lookup = lookup
+        self._lookup_list: list[int] = lookup.tolist()
+
+    def prepare(self, features: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        values = tuple(p.prepare(features) for p in self.parts)
+        return None if all(v is None for v in values) else values
+
+    def exact_key(self, prepared: Any) -> str | None:
+        if prepared is None:
+            return None
+        keys = [
+            p.exact_key(v) if v is not None else None
+            for p, v in zip(self.parts, prepared, strict=True)
+        ]
+        return None if any(k is None for k in keys) else "\x1f".join(str(k) for k in keys)
+
+    def level(self, a: Any, b: Any) -> int:
+        code = 0
+        for part, r, x, y in zip(self.parts, self._radix, a, b, strict=True):
+            lv = 0 if x is None or y is None else part.level(x, y)
+            code = code * r + lv
+        return self._lookup_list[code]
+
+    def column(self, prepared: Sequence[Any]) -> list[Any]:
+        return [
+            part.column([None if v is None else v[k] for v in prepared])
+            for k, part in enumerate(self.parts)
+        ]
+
+    def levels(self, column: Any, left: IntArray, right: IntArray) -> LevelArray:
+        code = np.zeros(len(left), dtype=np.int64)
+        for part, r, col in zip(self.parts, self._radix, column, strict=True):
+            code = code * r + part.levels(col, left, right).astype(np.int64)
+        return self._lookup[code]
+
+
 def build_comparison(spec: ComparisonSpec) -> Comparison:
     """Compile a comparison spec."""
+    if spec.kind == "joint":
+        return JointComparison(spec)
     if spec.kind == "exact":
         return ExactComparison(spec)
     if spec.kind in SIMILARITY_KINDS or spec.kind in DISTANCE_KINDS:

@@ -7,6 +7,7 @@ validates every key and fails with a ``SpecError`` naming the key and what was e
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,7 @@ ComparisonKind = Literal[
     "date",
     "numeric",
     "overlap",
+    "joint",
 ]
 COMPARISON_KINDS: tuple[str, ...] = get_args(ComparisonKind)
 SIMILARITY_KINDS = frozenset({"jaro_winkler", "jaro", "token_set"})
@@ -92,10 +94,24 @@ class ComparisonSpec:
     tf_adjust: bool = False
     initial: bool = False
     """Add a level for "one side is a single letter equal to the other's first letter"."""
+    parts: tuple[ComparisonSpec, ...] = ()
+    """Kind ``joint``: the comparisons whose level combinations are this one's levels."""
 
     @property
     def level_labels(self) -> tuple[str, ...]:
-        """Labels of the non-null levels, strongest first; level ``i`` has label ``[i - 1]``."""
+        """Labels of the non-null levels, strongest first; level ``i`` has label ``[i - 1]``.
+
+        A ``joint`` comparison has one level per combination of its parts' levels (a part's
+        null level included, all parts null excepted), parts' strongest levels first: it
+        models fields whose agreement is correlated among non-matches, such as surname and
+        address within a household, instead of counting that evidence twice.
+        """
+        if self.kind == "joint":
+            return tuple(
+                " & ".join(f"{p.name}={label}" for p, label in zip(self.parts, combo, strict=True))
+                for combo in itertools.product(*(joint_part_labels(p) for p in self.parts))
+                if any(label != "null" for label in combo)
+            )
         labels: list[str] = ["exact"]
         if self.kind in SIMILARITY_KINDS:
             labels += [f"{self.kind}>={t:g}" for t in self.thresholds]
@@ -118,6 +134,8 @@ class ComparisonSpec:
         return len(self.level_labels) + 1
 
     def to_dict(self) -> dict[str, Any]:
+        if self.kind == "joint":
+            return {"name": self.name, "kind": "joint", "parts": [p.to_dict() for p in self.parts]}
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "fields": list(self.fields)}
         if self.thresholds:
             out["thresholds"] = list(self.thresholds)
@@ -126,6 +144,16 @@ class ComparisonSpec:
         if self.initial:
             out["initial"] = True
         return out
+
+
+def joint_part_labels(part: ComparisonSpec) -> tuple[str, ...]:
+    """A part's labels in the order a joint comparison combines them: its levels, then null."""
+    return (*part.level_labels, "null")
+
+
+def joint_part_levels(part: ComparisonSpec) -> tuple[int, ...]:
+    """A part's level numbers in the same order as ``joint_part_labels``."""
+    return (*range(1, part.n_levels), 0)
 
 
 @dataclass(frozen=True)
@@ -337,13 +365,26 @@ def _str_list(value: Any, path: str, err: Any) -> tuple[str, ...]:
 def _parse_comparison(item: Any, path: str, err: Any) -> ComparisonSpec:
     if not isinstance(item, Mapping):
         raise err(path, "a mapping with name, kind and fields")
-    allowed = {"name", "kind", "fields", "field", "thresholds", "tf_adjust", "initial"}
+    allowed = {"name", "kind", "fields", "field", "thresholds", "tf_adjust", "initial", "parts"}
     for key in item:
         if key not in allowed:
             raise err(f"{path}.{key}", f"one of {sorted(allowed)}")
     kind = item.get("kind")
     if kind not in COMPARISON_KINDS:
         raise err(f"{path}.kind", f"one of {list(COMPARISON_KINDS)}, got {kind!r}")
+    if kind == "joint":
+        parts_raw = item.get("parts")
+        if not isinstance(parts_raw, list) or len(parts_raw) < 2:
+            raise err(f"{path}.parts", "a list of at least two comparisons")
+        if set(item) - {"name", "kind", "parts"}:
+            raise err(path, "only 'name', 'kind' and 'parts' for kind 'joint'")
+        parts = tuple(
+            _parse_comparison(p, f"{path}.parts[{i}]", err) for i, p in enumerate(parts_raw)
+        )
+        joint_name = item.get("name", "_".join(p.name for p in parts))
+        if not isinstance(joint_name, str):
+            raise err(f"{path}.name", "a string")
+        return joint_comparison(joint_name, parts)
     fields_raw = item.get("fields", item.get("field"))
     fields = _str_list(fields_raw, f"{path}.fields", err)
     thresholds_raw = item.get("thresholds", [])
@@ -391,6 +432,67 @@ def _parse_conflict(item: Any, path: str, err: Any) -> HardConflictSpec:
     return HardConflictSpec(field=fld, tolerance=cast(Tolerance, tolerance))
 
 
+_MAX_JOINT_LEVELS = 120
+
+
+def joint_comparison(name: str, parts: Sequence[ComparisonSpec]) -> ComparisonSpec:
+    """A ``joint`` comparison over ``parts`` (its fields are theirs, in order)."""
+    fields = tuple(dict.fromkeys(f for p in parts for f in p.fields))
+    return ComparisonSpec(name=name, kind="joint", fields=fields, parts=tuple(parts))
+
+
+def _validate_joint(comp: ComparisonSpec, path: str, err: Any) -> None:
+    if len(comp.parts) < 2:
+        raise err(f"{path}.parts", "at least two comparisons")
+    for i, part in enumerate(comp.parts):
+        if part.kind == "joint":
+            raise err(f"{path}.parts[{i}].kind", "a non-joint comparison")
+        if part.tf_adjust:
+            raise err(f"{path}.parts[{i}].tf_adjust", "false inside a joint comparison")
+        _validate_comparison(part, f"{path}.parts[{i}]", err)
+    if comp.n_levels - 1 > _MAX_JOINT_LEVELS:
+        raise err(f"{path}.parts", f"at most {_MAX_JOINT_LEVELS} level combinations")
+    expected = tuple(dict.fromkeys(f for p in comp.parts for f in p.fields))
+    if comp.fields != expected:
+        raise err(f"{path}.fields", f"the parts' fields {list(expected)}")
+
+
+def _validate_comparison(comp: ComparisonSpec, path: str, err: Any) -> None:
+    if comp.kind not in COMPARISON_KINDS:
+        raise err(f"{path}.kind", f"one of {list(COMPARISON_KINDS)}, got {comp.kind!r}")
+    if not comp.fields:
+        raise err(f"{path}.fields", "at least one feature field")
+    if comp.kind == "joint":
+        _validate_joint(comp, path, err)
+        return
+    for fld in comp.fields:
+        if fld not in FEATURE_KEYS:
+            raise err(f"{path}.fields", f"feature keys from {list(FEATURE_KEYS)}, got {fld!r}")
+    is_list = [f in LIST_FEATURES for f in comp.fields]
+    if comp.kind == "overlap" and not all(is_list):
+        raise err(f"{path}.fields", f"list features ({sorted(LIST_FEATURES)}) for overlap")
+    if comp.kind != "overlap" and any(is_list):
+        raise err(f"{path}.kind", "'overlap' for list features")
+    ts = comp.thresholds
+    if comp.kind == "exact" and ts:
+        raise err(f"{path}.thresholds", "no thresholds for kind 'exact'")
+    if comp.kind in SIMILARITY_KINDS or comp.kind == "overlap":
+        if any(not 0.0 < t <= 1.0 for t in ts) or list(ts) != sorted(set(ts), reverse=True):
+            raise err(f"{path}.thresholds", "similarities in (0, 1], strictly descending")
+    elif (comp.kind in DISTANCE_KINDS or comp.kind in ("numeric", "date")) and (
+        any(t <= 0 for t in ts) or list(ts) != sorted(set(ts))
+    ):
+        raise err(f"{path}.thresholds", "positive distances, strictly ascending")
+    if comp.kind in DISTANCE_KINDS and any(t != int(t) for t in ts):
+        raise err(f"{path}.thresholds", "whole edit distances")
+    if comp.initial and comp.kind not in SIMILARITY_KINDS | DISTANCE_KINDS:
+        raise err(f"{path}.initial", "only on string comparisons")
+    if comp.tf_adjust and comp.kind in ("overlap", "numeric", "date", "joint"):
+        raise err(f"{path}.tf_adjust", "only on exact and string comparisons")
+    if comp.parts:
+        raise err(f"{path}.parts", "parts only for kind 'joint'")
+
+
 def _validate(spec: MatchSpec, source: str | None) -> None:
     def err(path: str, expected: str) -> SpecError:
         return SpecError(path, expected, source=source)
@@ -405,34 +507,7 @@ def _validate(spec: MatchSpec, source: str | None) -> None:
         if comp.name in names:
             raise err(f"{path}.name", f"a unique name, {comp.name!r} is used twice")
         names.add(comp.name)
-        if comp.kind not in COMPARISON_KINDS:
-            raise err(f"{path}.kind", f"one of {list(COMPARISON_KINDS)}, got {comp.kind!r}")
-        if not comp.fields:
-            raise err(f"{path}.fields", "at least one feature field")
-        for fld in comp.fields:
-            if fld not in FEATURE_KEYS:
-                raise err(f"{path}.fields", f"feature keys from {list(FEATURE_KEYS)}, got {fld!r}")
-        is_list = [f in LIST_FEATURES for f in comp.fields]
-        if comp.kind == "overlap" and not all(is_list):
-            raise err(f"{path}.fields", f"list features ({sorted(LIST_FEATURES)}) for overlap")
-        if comp.kind != "overlap" and any(is_list):
-            raise err(f"{path}.kind", "'overlap' for list features")
-        ts = comp.thresholds
-        if comp.kind == "exact" and ts:
-            raise err(f"{path}.thresholds", "no thresholds for kind 'exact'")
-        if comp.kind in SIMILARITY_KINDS or comp.kind == "overlap":
-            if any(not 0.0 < t <= 1.0 for t in ts) or list(ts) != sorted(set(ts), reverse=True):
-                raise err(f"{path}.thresholds", "similarities in (0, 1], strictly descending")
-        elif (comp.kind in DISTANCE_KINDS or comp.kind in ("numeric", "date")) and (
-            any(t <= 0 for t in ts) or list(ts) != sorted(set(ts))
-        ):
-            raise err(f"{path}.thresholds", "positive distances, strictly ascending")
-        if comp.kind in DISTANCE_KINDS and any(t != int(t) for t in ts):
-            raise err(f"{path}.thresholds", "whole edit distances")
-        if comp.initial and comp.kind not in SIMILARITY_KINDS | DISTANCE_KINDS:
-            raise err(f"{path}.initial", "only on string comparisons")
-        if comp.tf_adjust and comp.kind in ("overlap", "numeric", "date"):
-            raise err(f"{path}.tf_adjust", "only on exact and string comparisons")
+        _validate_comparison(comp, path, err)
     prefixes: set[str] = set()
     for i, rule in enumerate(spec.blocking):
         path = f"blocking[{i}]"
@@ -586,7 +661,12 @@ def febrl_spec() -> MatchSpec:
 
 
 def census_spec() -> MatchSpec:
-    """pseudopeople census x W-2 (synthetic US persons): names, middle initial, address, ssn."""
+    """pseudopeople census x W-2 (synthetic US persons): names, middle initial, address, ssn.
+
+    Surname and address are one joint comparison: members of a household share both, so
+    counting them as independent evidence would merge a household into one person, and a
+    person who moved keeps the surname without the address.
+    """
     return MatchSpec(
         name="census",
         comparisons=(
@@ -599,12 +679,16 @@ def census_spec() -> MatchSpec:
                 initial=True,
             ),
             _cmp("middle_initial", "exact", "middle_initial"),
-            _cmp("family_name", "jaro_winkler", "family_name", (0.92, 0.8), tf=True),
+            joint_comparison(
+                "family_address",
+                (
+                    _cmp("family_name", "jaro_winkler", "family_name", (0.92,)),
+                    _cmp("house_number", "exact", "house_number"),
+                    _cmp("street", "token_set", "street", (0.8,)),
+                ),
+            ),
             _cmp("dob", "date", "dob", (365,)),
             _cmp("national_id", "damerau", "national_id", (1, 2)),
-            _cmp("street", "token_set", "street", (0.9, 0.7), tf=True),
-            _cmp("house_number", "levenshtein", "house_number", (1,)),
-            _cmp("unit", "exact", "unit"),
             _cmp("postcode", "levenshtein", "postcode", (1,), tf=True),
             _cmp("city", "jaro_winkler", "city", (0.9,), tf=True),
         ),

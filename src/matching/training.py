@@ -256,8 +256,11 @@ def train(
     for rule, keys in zip(rules, keys_by_rule, strict=True):
         left, right = candidate_pairs(keys, max_block_size=spec.max_block_size, groups=groups)
         rule_fields = set(rule.spec.fields)
-        active = [not (set(c.fields) & rule_fields) for c in spec.comparisons]
-        if len(left) < 20 or not any(active):
+        learn = [not (set(c.fields) & rule_fields) for c in spec.comparisons]
+        # Comparisons on the blocked fields sit out: every pair agrees on them by
+        # construction, so they would only bias the session.
+        active = learn
+        if len(left) < 20 or not any(learn):
             continue
         left, right = _subsample(rng, left, right, em_pairs)
         result = run_em(
@@ -280,8 +283,8 @@ def train(
                 "match_share": result.prior,
             }
         )
-        for c, is_active in enumerate(active):
-            if is_active:
+        for c, keep in enumerate(learn):
+            if keep:
                 estimates[c].append(result.m[c])
     m = [_combine(est) if est else m_start[c] for c, est in enumerate(estimates)]
     all_keys = [[k for keys in keys_by_rule for k in keys[i]] for i in range(len(records))]
