@@ -69,8 +69,8 @@ def _comparisons(columns: Sequence[str], frames: Sequence[pd.DataFrame]) -> list
         comparisons.append(cl.ExactMatch("house_number"))
     if "street" in available:
         comparisons.append(cl.LevenshteinAtThresholds("street", [1, 3]))
-    if "address_line_2" in available:
-        comparisons.append(cl.LevenshteinAtThresholds("address_line_2", [1, 3]))
+    if "address_line2" in available:
+        comparisons.append(cl.LevenshteinAtThresholds("address_line2", [1, 3]))
     if "unit" in available:
         comparisons.append(cl.ExactMatch("unit"))
     if "city" in available:

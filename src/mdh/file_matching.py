@@ -45,13 +45,13 @@ CANONICAL_FIELDS: dict[str, str] = {
     "given_name": "a given (first) name",
     "middle_name": "a middle name or initial",
     "family_name": "a family name (surname)",
-    "email": "an e-mail address (several may be separated by ';')",
-    "phone": "a phone number (several may be separated by ';')",
-    "address": "a street address line, e.g. '12 Main St Apt 4'",
+    "email": "an e-mail address (several separated by ';')",
+    "phone": "a phone number (several separated by ';')",
+    "address": "a street address line, e.g. '12 Main St Apt 4' (instead of street etc.)",
     "house_number": "a house number",
     "street": "a street name",
     "unit": "a unit, flat or suite",
-    "address_line_2": "a second address line",
+    "address_line2": "a second address line",
     "postcode": "a postal code",
     "city": "a city or locality",
     "region": "a state, province or region",
@@ -64,7 +64,6 @@ CANONICAL_FIELDS: dict[str, str] = {
 
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
-_LIST_SEPARATOR = ";"
 
 
 class InputError(Exception):
@@ -385,64 +384,17 @@ def _check_ids(path: Path, column: str, record_ids: Sequence[str]) -> None:
         seen.add(record_id)
 
 
-def split_list(value: str | None) -> list[str]:
-    """A multi-valued cell (e-mails, phones) split on ';'."""
-    if value is None:
-        return []
-    return [part.strip() for part in value.split(_LIST_SEPARATOR) if part.strip()]
-
-
 def to_attributes(
     fields: Mapping[str, str | None], *, default_country: str | None = None
 ) -> dict[str, Any]:
-    """One row's canonical fields as the canonical attributes the matcher standardizes.
+    """One row's canonical fields as the flat record ``standardize_record`` reads.
 
-    The shape is ``CanonicalParty.to_attributes()``: lists for e-mails and phones, one
-    address with its lines, ``date_of_birth`` as written (the standardizer parses it).
+    Canonical field names are the names the standardizer understands, so the row passes
+    through with its empty values dropped and the default country filled in.
     """
-    attributes: dict[str, Any] = {}
-    for name in ("legal_name", "given_name", "middle_name", "family_name"):
-        if fields.get(name):
-            attributes[name] = fields[name]
-    kind = (fields.get("kind") or "").strip().lower()
-    if kind in ("person", "organization", "organisation"):
-        attributes["kind"] = "organization" if kind.startswith("organi") else "person"
-    else:
-        has_person = any(fields.get(n) for n in ("given_name", "family_name"))
-        attributes["kind"] = (
-            "person" if has_person and not fields.get("legal_name") else ("organization")
-        )
-    emails = split_list(fields.get("email"))
-    if emails:
-        attributes["emails"] = emails
-    phones = split_list(fields.get("phone"))
-    if phones:
-        attributes["phones"] = phones
-    for source, target in (
-        ("dob", "date_of_birth"),
-        ("tax_id", "tax_id"),
-        ("national_id", "national_id"),
-        ("website", "website"),
-    ):
-        if fields.get(source):
-            attributes[target] = fields[source]
-    street_line = fields.get("address") or " ".join(
-        part for part in (fields.get("house_number"), fields.get("street")) if part
-    )
-    lines = [
-        line for line in (street_line, fields.get("unit"), fields.get("address_line_2")) if line
-    ]
-    address: dict[str, Any] = {}
-    if lines:
-        address["lines"] = lines
-    for source, target in (("city", "city"), ("region", "region"), ("postcode", "postal_code")):
-        if fields.get(source):
-            address[target] = fields[source]
-    country = fields.get("country") or default_country
-    if address and country:
-        address["country"] = country
-    if address:
-        attributes["addresses"] = [address]
+    attributes: dict[str, Any] = {name: value for name, value in fields.items() if value}
+    if default_country and not attributes.get("country"):
+        attributes["country"] = default_country
     return attributes
 
 
@@ -453,6 +405,8 @@ _TYPED_FIELDS = {"dob": "dob", "email": "emails", "phone": "phones"}
 # A typed column is rejected when more than this share of its non-empty values is unreadable:
 # the column is probably mapped to the wrong field. Fewer bad values are reported as a warning.
 _MAX_UNREADABLE_SHARE = 0.5
+# Random pairs drawn to estimate u; a small input has fewer pairs than that.
+_U_PAIRS = 1_000_000
 
 
 @dataclass
@@ -616,6 +570,14 @@ def _load_model(spec: str | None, model_path: Path | None) -> tuple[MatchModel |
         raise InputError(spec, f"expected a match spec file or a shipped spec name: {exc}") from exc
 
 
+def _possible_pairs(files: Sequence[InputFile], link: bool) -> int:
+    sizes = [len(file) for file in files]
+    total = sum(sizes)
+    if link:
+        return (total * total - sum(n * n for n in sizes)) // 2
+    return total * (total - 1) // 2
+
+
 def run_matching(
     files: Sequence[InputFile],
     *,
@@ -643,7 +605,13 @@ def run_matching(
         task = progress.add_task("training", total=None)
         if len(features) < 2:
             raise InputError(files[0].path, "expected at least two records to train a model")
-        model = train(match_spec, features, groups=groups, seed=seed)
+        model = train(
+            match_spec,
+            features,
+            groups=groups,
+            seed=seed,
+            u_pairs=min(_U_PAIRS, _possible_pairs(files, link)),
+        )
         progress.update(task, total=1, completed=1)
     task = progress.add_task("matching", total=None)
     result = dedupe(model, features, ids=list(range(len(features))), groups=groups)
