@@ -415,6 +415,8 @@ def _bridge_classes() -> _Bridge:
         return _bridge
     import jpype
 
+    debezium_exception = jpype.JClass("io.debezium.DebeziumException")
+
     @jpype.JImplements("io.debezium.engine.DebeziumEngine$ChangeConsumer")
     class BatchConsumer:
         def __init__(self, deliver: Callable[[list[RawMessage]], None]) -> None:
@@ -430,8 +432,15 @@ def _bridge_classes() -> _Bridge:
                 )
                 for record in records
             ]
-            # Raises to Java on failure: the engine stops and nothing below runs.
-            self._deliver(batch)
+            try:
+                self._deliver(batch)
+            except BaseException as exc:
+                # Nothing below runs, so nothing is marked processed: the engine stops and
+                # the batch comes again after a restart. A Java exception (not the Python one
+                # in flight) keeps the engine's own error logging working.
+                raise debezium_exception(
+                    f"the batch callback raised {type(exc).__name__}: {exc}"
+                ) from None
             for record in records:
                 committer.markProcessed(record)
             committer.markBatchFinished()

