@@ -4,7 +4,8 @@ Services lock the golden records they need (``lock``, id order), move source rec
 them (``link`` / ``unlink``), create, merge or retire them, and finally call ``save``, which for
 every touched record:
 
-1. recomputes survivorship from its linked source records and pins (active records only),
+1. recomputes survivorship from its linked source records and pins (a merged or retired
+   record has no current attributes: its last ones stay readable through its history),
 2. compares the result with the state it had when it was locked, and only if something a
    reader can see changed (attributes, status, linked sources, pins) bumps the version and
    writes one history event and one outbox row per target,
@@ -261,7 +262,9 @@ class GoldenWork:
             if row.status == GoldenStatus.ACTIVE.value and not touched.members:
                 row.status = GoldenStatus.RETIRED.value
             status = GoldenStatus(row.status)
-            attributes: Mapping[str, Any] = row.attributes
+            # A merged or retired record has no sources speaking for it, so no current
+            # attributes; what it had is in its history (``reconstruct`` reads it back).
+            attributes: Mapping[str, Any] = {}
             if status is GoldenStatus.ACTIVE:
                 survived = survive(
                     [record_snapshot(self.records[i]) for i in sorted(touched.members)],

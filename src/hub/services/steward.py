@@ -169,7 +169,7 @@ def merge_golden_records(
     """Merge ``merged_id`` into ``survivor_id``, which keeps its id; returns ``survivor_id``.
 
     The merged record's source records move to the survivor (as steward links), its pins
-    carry over where the survivor has none, and it becomes ``merged`` with ``merged_into``.
+    move over where the survivor has none, and it becomes ``merged`` with ``merged_into``.
     Cannot-link constraints between the two sides are lifted: this decision is the newer one.
     """
     if survivor_id == merged_id:
@@ -190,6 +190,7 @@ def merge_golden_records(
     pins = work.pins(merged_id)
     pins.update(work.pins(survivor_id))
     work.set_pins(survivor_id, pins)
+    work.set_pins(merged_id, {})
     work.mark_merged(merged_id, survivor_id)
     _supersede_tasks(work, golden_ids=[survivor_id, merged_id])
     work.note(
