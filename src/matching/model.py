@@ -248,6 +248,32 @@ class MatchModel:
             candidate_id=candidate_id,
         )
 
+    @property
+    def review_weight(self) -> float:
+        """The total weight at which the review threshold is reached."""
+        return weight_from_probability(self.spec.review_probability)
+
+    def weight_prepared(self, left: PreparedRecord, right: PreparedRecord) -> float:
+        """Only the total weight of ``score_prepared`` (the same number, computed faster)."""
+        lv, lt, _ = left
+        rv, rt, _ = right
+        level_fns = self._levels
+        weights = self._weights
+        total = self._prior_weight
+        for k in range(len(lv)):
+            a = lv[k]
+            b = rv[k]
+            if a is None or b is None:
+                continue
+            level = level_fns[k](a, b)
+            if level == 1:
+                ta = lt[k]
+                tb = rt[k]
+                total += weights[k][1] + (ta if ta <= tb else tb)
+            else:
+                total += weights[k][level] + 0.0
+        return total
+
     # --- persistence ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

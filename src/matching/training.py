@@ -56,6 +56,7 @@ def run_em(
     active: Sequence[bool] | None = None,
     estimate_m: bool = True,
     estimate_u: bool = False,
+    u_prior_pairs: float = 100.0,
     max_iterations: int = 100,
     tolerance: float = 1e-6,
 ) -> EMResult:
@@ -68,6 +69,8 @@ def run_em(
         prior_start: starting share of matches among the pairs.
         active: comparisons that take part (the others are ignored and returned unchanged).
         estimate_m: False estimates only the match share.
+        estimate_u: also estimate u among these pairs (starting from, and smoothed towards,
+            the given u by ``u_prior_pairs`` pseudo-pairs).
 
     Returns:
         The estimated m, match share, iterations run and whether it converged.
@@ -76,7 +79,8 @@ def run_em(
     active_l = list(active) if active is not None else [True] * n_comp
     idx = [c for c in range(n_comp) if active_l[c]]
     m = [np.asarray(x, dtype=np.float64).copy() for x in m_start]
-    u = [np.asarray(x, dtype=np.float64).copy() for x in u]
+    u_prior = [np.asarray(x, dtype=np.float64) for x in u]
+    u = [x.copy() for x in u_prior]
     if len(levels) == 0 or not idx:
         return EMResult(m, prior_start, 0, True)
     patterns, counts = _compress(levels[:, idx], [n_levels[c] for c in idx])
@@ -107,10 +111,13 @@ def run_em(
         if estimate_u:
             unweighted = (1.0 - posterior) * counts_f
             for pos, c in enumerate(idx):
-                sums = np.bincount(patterns[:, pos], weights=unweighted, minlength=n_levels[c])[1:]
-                if sums.sum() <= 0:
-                    continue
-                new_u = np.maximum(sums / sums.sum(), _MIN_PROBABILITY)
+                observed = np.bincount(patterns[:, pos], weights=unweighted, minlength=n_levels[c])[
+                    1:
+                ]
+                # Pseudo-pairs drawn from the random-pair u keep a small session that is
+                # nearly all matches from inventing a u of its own.
+                smoothed = observed + u_prior_pairs * u_prior[c]
+                new_u = np.maximum(smoothed / smoothed.sum(), _MIN_PROBABILITY)
                 new_u /= new_u.sum()
                 change = max(change, float(np.abs(new_u - u[c]).max()))
                 u[c] = new_u
