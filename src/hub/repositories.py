@@ -369,21 +369,25 @@ def add_constraints(
 def remove_constraints(
     session: Session, kind: str, pairs: Iterable[tuple[int, int]]
 ) -> list[tuple[int, int]]:
+    """Delete constraints of ``kind`` between these pairs; returns the pairs that had one."""
     ordered = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
-    removed: list[tuple[int, int]] = []
-    for left, right in ordered:
-        result = session.execute(
-            sa.delete(MatchConstraintRow)
-            .where(
-                col(MatchConstraintRow.kind) == kind,
-                col(MatchConstraintRow.left_source_record_id) == left,
-                col(MatchConstraintRow.right_source_record_id) == right,
-            )
-            .returning(col(MatchConstraintRow.id))
+    if not ordered:
+        return []
+    result = session.execute(
+        sa.delete(MatchConstraintRow)
+        .where(
+            col(MatchConstraintRow.kind) == kind,
+            sa.tuple_(
+                col(MatchConstraintRow.left_source_record_id),
+                col(MatchConstraintRow.right_source_record_id),
+            ).in_(ordered),
         )
-        if result.first() is not None:
-            removed.append((left, right))
-    return removed
+        .returning(
+            col(MatchConstraintRow.left_source_record_id),
+            col(MatchConstraintRow.right_source_record_id),
+        )
+    )
+    return sorted((int(left), int(right)) for left, right in result)
 
 
 def open_review_tasks_for(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hub_testkit import count, key, make_hub, upsert
+from hub_testkit import count, delete, key, make_hub, upsert
 from sqlalchemy.engine import Engine
 
 from hub.errors import (
@@ -182,3 +182,57 @@ def test_unlink_detaches_into_a_new_golden_and_stays_apart(engine: Engine) -> No
     relinked = hub.link(key("billing", "B1"), a, actor="steward:kim", reason="no, same after all")
     assert len(relinked.sources) == 3
     assert hub.get_golden(new.id).id == a
+
+
+def test_a_steward_link_holds_when_the_record_is_deleted_and_recreated(engine: Engine) -> None:
+    hub = make_hub(engine)
+    hub.apply_changes(
+        [
+            upsert("crm", "1", 1, legal_name="Acme", emails=["a@acme.example"]),
+            upsert("erp", "E1", 2, legal_name="Zeta Holdings", emails=["z@zeta.example"]),
+        ]
+    )
+    acme = hub.get_golden_by_source(key("crm", "1")).id
+    hub.link(key("erp", "E1"), acme, actor="steward:kim", reason="Zeta is Acme's new name")
+    hub.apply_changes([delete("erp", "E1", 10)])
+    assert [str(s.key) for s in hub.get_golden(acme).sources] == ["crm/customers/1"]
+    # Re-created with nothing in common with Acme: the must-link brings it back.
+    hub.apply_changes([upsert("erp", "E1", 20, legal_name="Zeta", emails=["new@zeta.example"])])
+    back = hub.get_golden_by_source(key("erp", "E1"))
+    assert back.id == acme
+    assert next(s for s in back.sources if s.key.system == "erp").decided_by.value == "steward"
+
+
+def test_a_record_whose_only_source_now_matches_elsewhere_resolves_there(engine: Engine) -> None:
+    hub = make_hub(engine)
+    hub.apply_changes(
+        [
+            upsert("crm", "1", 1, legal_name="Acme", emails=["a@acme.example"]),
+            upsert("billing", "B1", 2, legal_name="Billing Name", emails=["b@other.example"]),
+        ]
+    )
+    acme = hub.get_golden_by_source(key("crm", "1")).id
+    alone = hub.get_golden_by_source(key("billing", "B1")).id
+    assert alone != acme
+    hub.apply_changes(
+        [upsert("billing", "B1", 3, legal_name="Billing Name", emails=["a@acme.example"])]
+    )
+    assert hub.get_golden_by_source(key("billing", "B1")).id == acme
+    resolved = hub.get_golden(alone)
+    assert resolved.id == acme
+    assert resolved.requested_id == alone
+
+
+def test_hard_conflict_is_never_merged_automatically(engine: Engine) -> None:
+    hub = make_hub(engine)
+    hub.apply_changes(
+        [
+            upsert("crm", "1", 1, legal_name="Acme", emails=["a@acme.example"], tax_id="DE1"),
+            upsert("erp", "E1", 2, legal_name="Acme", emails=["a@acme.example"], tax_id="DE2"),
+        ]
+    )
+    crm = hub.get_golden_by_source(key("crm", "1"))
+    erp = hub.get_golden_by_source(key("erp", "E1"))
+    assert crm.id != erp.id
+    [task] = hub.open_review_tasks()
+    assert task.explanation["conflicts"] == ["tax_id"]

@@ -2,8 +2,10 @@
 
 Each function takes a ``GoldenWork`` (which holds the session and locks golden records in id
 order) and leaves saving to the caller. Stewards are not overridden by machines: links they
-make are marked ``steward`` (apply never re-matches them) and the pairs they separate become
-cannot-link constraints (apply never joins them again, nor suggests them for review).
+make are marked ``steward`` (apply never re-matches them) and backed by must-link constraints
+(a record that is deleted and re-created goes back where the steward put it); the pairs they
+separate become cannot-link constraints (apply never joins them again, nor suggests them for
+review). A later steward decision lifts the earlier constraints it contradicts.
 """
 
 from __future__ import annotations
@@ -92,6 +94,21 @@ def _lift_cannot_links(work: GoldenWork, left: Iterable[int], right: Iterable[in
     return [record_id for pair in removed for record_id in pair]
 
 
+def _must_link(
+    work: GoldenWork, record_ids: Collection[int], golden_id: int, *, actor: str, reason: str
+) -> None:
+    """Record that these records belong with ``golden_id``: each gets a must-link to the
+    record's oldest other source (its anchor), which brings them back together if one of them
+    is deleted and re-created, or fails validation and is fixed."""
+    others = work.members(golden_id) - set(record_ids)
+    if not others:
+        return
+    anchor = min(others)
+    repo.add_constraints(
+        work.session, "must_link", [(r, anchor) for r in record_ids], actor, reason, work.now
+    )
+
+
 def link_source_record(
     work: GoldenWork, ref: SourceRef, golden_id: int, *, actor: str, reason: str
 ) -> int:
@@ -105,6 +122,7 @@ def link_source_record(
     previous = row.golden_id
     lock_active(work, [golden_id] + ([previous] if previous is not None else []))
     lifted = _lift_cannot_links(work, [row.id], work.members(golden_id))
+    _must_link(work, [row.id], golden_id, actor=actor, reason=reason)
     work.link(
         row,
         golden_id,
@@ -144,9 +162,9 @@ def unlink_source_record(work: GoldenWork, ref: SourceRef, *, actor: str, reason
         raise InvalidStewardActionError(
             "unlink", f"source record {row.id} is the only source of golden record {previous}"
         )
-    repo.add_constraints(
-        work.session, "cannot_link", [(row.id, other) for other in others], actor, reason, work.now
-    )
+    apart = [(row.id, other) for other in others]
+    repo.remove_constraints(work.session, "must_link", apart)
+    repo.add_constraints(work.session, "cannot_link", apart, actor, reason, work.now)
     new_id = work.create()
     work.link(
         row, new_id, decided_by=DecidedBy.STEWARD, explanation={"reason": reason, "actor": actor}
@@ -180,6 +198,7 @@ def merge_golden_records(
     plan_merge(_summary(work, survivor_id), _summary(work, merged_id))
     moving = sorted(work.members(merged_id))
     lifted = _lift_cannot_links(work, moving, work.members(survivor_id))
+    _must_link(work, moving, survivor_id, actor=actor, reason=reason)
     for record_id in moving:
         work.link(
             work.records[record_id],
@@ -220,6 +239,7 @@ def unmerge_golden_record(
     """
     lock_active(work, [golden_id])
     plan = plan_unmerge(golden_id, work.members(golden_id), source_record_ids)
+    repo.remove_constraints(work.session, "must_link", plan.cannot_link)
     repo.add_constraints(work.session, "cannot_link", plan.cannot_link, actor, reason, work.now)
     new_id = work.create()
     for record_id in sorted(plan.split_source_record_ids):
