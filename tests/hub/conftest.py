@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-import sqlalchemy as sa
+from hub_testkit import truncate_hub
 from sqlalchemy.engine import Engine
 
 from hub.db import create_engine, migrate
-from hub.tables import HUB_TABLES
 from mdh.embedded_pg import EmbeddedPostgres
 
 HUB_TEST_DATABASE = "hub_tests"
@@ -35,12 +34,6 @@ def hub_engine(hub_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def truncate_hub(engine: Engine) -> None:
-    """Empty every hub table and restart the id sequences (golden ids start at 1 again)."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {', '.join(HUB_TABLES)} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from hub.matcher import Decision
 from hub.model import ChangeOp, SourceChange, SourceKey, SourcePosition
 from hub.rules import default_rules
 from hub.services import HubServices
+from hub.tables import HUB_TABLES
 
 _LEGAL_SUFFIXES = {"inc", "llc", "ltd", "gmbh", "corp", "co", "sa", "ag", "plc"}
 
@@ -179,3 +180,9 @@ def store_state(engine: Engine) -> dict[str, Any]:
 def count(engine: Engine, sql: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.text(sql)).scalar_one())
+
+
+def truncate_hub(engine: Engine) -> None:
+    """Empty every hub table and restart the id sequences (golden ids start at 1 again)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(HUB_TABLES)} RESTART IDENTITY CASCADE"))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from conftest import truncate_hub
-from hub_testkit import count, key, make_hub, upsert
+from hub_testkit import count, key, make_hub, truncate_hub, upsert
 from sqlalchemy.engine import Engine
 
 from hub.model import SourceChange

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from conftest import truncate_hub
-from hub_testkit import at, count, delete, make_hub, store_state, upsert
+from hub_testkit import at, count, delete, make_hub, store_state, truncate_hub, upsert
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
