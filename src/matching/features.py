@@ -243,9 +243,12 @@ def _person_features(attrs: Mapping[str, Any], kind: str | None) -> dict[str, st
             given_raw, family = parts.given, parts.family
             middle = middle or parts.middle
     words = given_raw.split()
-    if len(words) > 1 and len(words[-1]) == 1:  # "Robert J." -> given robert, middle j
-        middle = middle or words[-1]
-        given_raw = " ".join(words[:-1])
+    initials: list[str] = []
+    while len(words) > 1 and len(words[-1]) == 1:  # "Robert J." -> given robert, middle j
+        initials.insert(0, words.pop())
+    if initials:
+        middle = middle or " ".join(initials)
+        given_raw = " ".join(words)
     given = canonical_given_name(given_raw)
     return {
         "given_name": _or_none(given),

@@ -65,12 +65,16 @@ def _join_han(match: re.Match[str]) -> str:
     return f" {syllables} "
 
 
+# Lone surrogates (from lenient decoders) are not characters; unidecode would warn on each.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def _transliterate(text: str) -> str:
-    text = _HAN_RUN.sub(_join_han, text)
+    text = _HAN_RUN.sub(_join_han, _SURROGATES.sub("", text))
     try:
         return unidecode(text)
-    except Exception:  # lone surrogates and other undecodable code points
-        return unidecode(text.encode("utf-8", errors="ignore").decode("utf-8", errors="ignore"))
+    except Exception:  # unidecode tables are data; never let one bad entry escape
+        return text.encode("ascii", errors="ignore").decode("ascii")
 
 
 def transliterate(text: str) -> str:

@@ -144,8 +144,7 @@ def _normalise_number(number: str | None) -> str | None:
     return number.replace(" ", "") if number else None
 
 
-@lru_cache(maxsize=65536)
-def _split_street(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
+def _split_once(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
     segments = [seg.strip(" -/") for seg in _SEGMENT_SEPARATORS.split(_split_text(raw))]
     segments = ["" if _CARE_OF.match(seg) else seg for seg in segments]
     unit: str | None = None
@@ -167,15 +166,12 @@ def _split_street(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
             if found is not None:
                 segments[index], unit = rest, found
                 break
-    segments = [
-        _NUMBER_LETTER.sub(r"\1\2", " ".join(_FLOOR.sub(" ", seg).split()).strip(" -/#"))
-        for seg in segments
-    ]
+    segments = [" ".join(_FLOOR.sub(" ", seg).split()).strip(" -/#") for seg in segments]
 
     street_index: int | None = None
     if want_number and number is None:
         for index, seg in enumerate(segments):
-            rest, found = _take_number(seg)
+            rest, found = _take_number(_NUMBER_LETTER.sub(r"\1\2", seg))  # "12 a" -> "12a"
             if found is not None:
                 segments[index], number, street_index = rest, found, index
                 break
@@ -202,6 +198,35 @@ def _split_street(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
         street=_standardize_street(street),
         unit=unit,
     )
+
+
+_MAX_PASSES = 4
+
+
+@lru_cache(maxsize=65536)
+def _split_street(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
+    """_split_once repeated on its own street name until that finds nothing more.
+
+    The first pass reads the raw line, where "/", "-" and "," still separate parts; the
+    street name it returns is standardized, and in rare lines ("0/0A") only then shows a
+    number. Repeating makes the result a fixed point: splitting the street name again
+    changes nothing, which is what keeps record features idempotent.
+    """
+    parts = _split_once(raw, want_number, want_unit)
+    for _ in range(_MAX_PASSES):
+        need_number = want_number and parts.house_number is None
+        need_unit = want_unit and parts.unit is None
+        if not parts.street:
+            break
+        again = _split_once(parts.street, need_number, need_unit)
+        if again == (None, parts.street, None):
+            break
+        parts = StreetParts(
+            house_number=parts.house_number or again.house_number,
+            street=again.street,
+            unit=parts.unit or again.unit,
+        )
+    return parts
 
 
 def split_street(text: object) -> StreetParts:

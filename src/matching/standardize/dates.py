@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from numbers import Real
+from numbers import Number
 
 from matching.standardize._text import fold_tokens, to_text
 
@@ -138,14 +138,14 @@ def standardize_date(value: object, order: str = "DMY") -> str | None:
     if isinstance(value, bool):
         return None
     order = order.upper() if isinstance(order, str) and order.upper() in ORDERS else "DMY"
-    if isinstance(value, Real):
+    if isinstance(value, Number):
         return _from_number(value)
     return _standardize_date_text(to_text(value)[:65], order)
 
 
-def _from_number(value: Real) -> str | None:
+def _from_number(value: Number) -> str | None:
     try:
-        number = float(value)
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         return None
     if number != number or number in (float("inf"), float("-inf")):

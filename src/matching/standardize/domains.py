@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*://", re.IGNORECASE)
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
-_HOST_END = re.compile(r"[/?#\\\s]")
+_HOST_END = re.compile(r"[/?#\\\s<>]")
 
 
 @cache

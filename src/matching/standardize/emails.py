@@ -26,7 +26,7 @@ def _standardize_email(raw: str) -> str | None:
     angle = _ANGLE.search(text)
     if angle is not None:  # "Jane Doe <jane@example.com>"
         text = angle.group(1)
-    text = _MAILTO.sub("", text.strip()).split("?", 1)[0].strip().strip(".,;")
+    text = _MAILTO.sub("", text.strip()).split("?", 1)[0].strip().rstrip(".,;")
     if text.count("@") != 1:
         return None
     local, domain_part = text.split("@")

@@ -30,7 +30,7 @@ _LABELS = (
 _LABEL = re.compile(
     r"^\s*(?:"
     + "|".join(sorted(_LABELS, key=len, reverse=True))
-    + r")(?:\s*(?:no|nr|number|id|num|#|reg))?\.?(?:\s*[:#.\-]\s*|\s+)",
+    + r")(?:\.?\s*(?:no|nr|number|id|num|#|reg))?\.?(?:\s*[:#.\-]\s*|\s+)",
     re.IGNORECASE,
 )
 _SEPARATORS = re.compile(r"[\s.\-/,_:]+")

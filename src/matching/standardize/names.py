@@ -12,7 +12,12 @@ from matching.standardize._text import clip, fold_tokens, limit_tokens, to_text
 
 def _load_name_words() -> dict[str, frozenset[str]]:
     """Honorifics, suffixes and family-name particles (see data/person_name_words.csv)."""
-    words: dict[str, set[str]] = {"honorific": set(), "suffix": set(), "particle": set()}
+    words: dict[str, set[str]] = {
+        "honorific": set(),
+        "honorific_tail": set(),
+        "suffix": set(),
+        "particle": set(),
+    }
     for row in read_table("person_name_words.csv"):
         words[row["kind"]].add(row["word"])
     return {kind: frozenset(members) for kind, members in words.items()}
@@ -20,12 +25,15 @@ def _load_name_words() -> dict[str, frozenset[str]]:
 
 _NAME_WORDS = _load_name_words()
 _HONORIFICS = _NAME_WORDS["honorific"]
+_HONORIFIC_TAILS = _NAME_WORDS["honorific_tail"]
 _SUFFIXES = _NAME_WORDS["suffix"]
 _PARTICLES = _NAME_WORDS["particle"]
 
 # "M. Jean Dupont" is Monsieur Dupont; "M. Dupont" may be an initial, so it stays.
 _MONSIEUR = re.compile(r"^\s*(?:m|mm)\.\s*(?=\S+\s+\S)", re.IGNORECASE)
-_CJK_NAME = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]{2,4}$")
+# A whole name in Han or Hangul (family name first); two characters are as often a given name
+# alone, so only three or four are split.
+_CJK_NAME = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]{3,4}$")
 _COMMA = re.compile(r"[,;]")
 
 
@@ -64,6 +72,8 @@ NICKNAMES: dict[str, str] = _load_nicknames()
 
 
 _CONNECTORS = frozenset({"and", "und", "et", "y", "e"})
+_AFTER_HONORIFIC = _CONNECTORS | _HONORIFIC_TAILS
+_TITLE_WORDS = _HONORIFICS | _HONORIFIC_TAILS
 
 
 def _strip_titles(tokens: list[str]) -> list[str]:
@@ -73,14 +83,20 @@ def _strip_titles(tokens: list[str]) -> list[str]:
     changed = True
     while changed:
         changed = False
-        while end - start > 1 and (
-            tokens[start] in _HONORIFICS
-            or (start > 0 and tokens[start] in _CONNECTORS and tokens[start - 1] in _HONORIFICS)
-        ):
-            start += 1
-            changed = True
         while end - start > 1 and tokens[end - 1] in _SUFFIXES:
             end -= 1
+            changed = True
+        while end - start > 1 and (
+            tokens[start] in _HONORIFICS
+            or (
+                # "Dr. med. Hans Müller", "Mr and Mrs Smith"; but "Dr. Phil Smith" keeps Phil.
+                start > 0
+                and tokens[start] in _AFTER_HONORIFIC
+                and tokens[start - 1] in _TITLE_WORDS
+                and end - start > 2
+            )
+        ):
+            start += 1
             changed = True
     return tokens[start:end]
 

@@ -38,15 +38,22 @@ def _standardize_phone(raw: str, region: str | None) -> str | None:
     national = str(number.national_number)
     if _is_placeholder(national):
         return None
-    # Valid numbers first; a possible one is kept too (test and fictional ranges, new
-    # allocations the metadata does not know yet): matching needs a consistent key, not a
-    # routable line.
-    if not phonenumbers.is_valid_number(number) and (
-        phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE
-    ):
-        return None
     formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return formatted if _E164.match(formatted) else None
+    if not _E164.match(formatted):
+        return None
+    if phonenumbers.is_valid_number(number):
+        return formatted
+    # A possible but not valid number is kept too (test and fictional ranges, allocations the
+    # metadata does not know yet): matching needs a consistent key, not a routable line. It
+    # must read back as itself, which odd inputs (leading zeros, letters) do not always do.
+    if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE:
+        return None
+    try:
+        again = phonenumbers.parse(formatted, None)
+    except phonenumbers.NumberParseException:
+        return None
+    same = phonenumbers.format_number(again, phonenumbers.PhoneNumberFormat.E164) == formatted
+    return formatted if same else None
 
 
 def _region(default_region: object) -> str | None:
