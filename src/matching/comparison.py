@@ -569,6 +569,21 @@ class JointComparison(Comparison):
 
 def build_comparison(spec: ComparisonSpec) -> Comparison:
     """Compile a comparison spec."""
+    comparison = _build(spec)
+    if spec.unless:
+        inner = comparison.prepare
+        unless = spec.unless
+
+        def prepare(features: Mapping[str, Any]) -> Any:
+            if any(text_value(features.get(f)) is not None for f in unless):
+                return None
+            return inner(features)
+
+        comparison.prepare = prepare  # type: ignore[method-assign]
+    return comparison
+
+
+def _build(spec: ComparisonSpec) -> Comparison:
     if spec.kind == "joint":
         return JointComparison(spec)
     if spec.kind == "exact":

@@ -96,6 +96,10 @@ class ComparisonSpec:
     """Add a level for "one side is a single letter equal to the other's first letter"."""
     parts: tuple[ComparisonSpec, ...] = ()
     """Kind ``joint``: the comparisons whose level combinations are this one's levels."""
+    unless: tuple[str, ...] = ()
+    """Fields that make this comparison missing when a record has one of them: an
+    organisation's ``name`` is compared, a person's (``given family``) is not, since the
+    name parts already are."""
 
     @property
     def level_labels(self) -> tuple[str, ...]:
@@ -143,6 +147,8 @@ class ComparisonSpec:
             out["tf_adjust"] = True
         if self.initial:
             out["initial"] = True
+        if self.unless:
+            out["unless"] = list(self.unless)
         return out
 
 
@@ -365,7 +371,17 @@ def _str_list(value: Any, path: str, err: Any) -> tuple[str, ...]:
 def _parse_comparison(item: Any, path: str, err: Any) -> ComparisonSpec:
     if not isinstance(item, Mapping):
         raise err(path, "a mapping with name, kind and fields")
-    allowed = {"name", "kind", "fields", "field", "thresholds", "tf_adjust", "initial", "parts"}
+    allowed = {
+        "name",
+        "kind",
+        "fields",
+        "field",
+        "thresholds",
+        "tf_adjust",
+        "initial",
+        "parts",
+        "unless",
+    }
     for key in item:
         if key not in allowed:
             raise err(f"{path}.{key}", f"one of {sorted(allowed)}")
@@ -399,6 +415,7 @@ def _parse_comparison(item: Any, path: str, err: Any) -> ComparisonSpec:
     name = item.get("name", fields[0])
     if not isinstance(name, str):
         raise err(f"{path}.name", "a string")
+    unless = _str_list(item["unless"], f"{path}.unless", err) if "unless" in item else ()
     return ComparisonSpec(
         name=name,
         kind=cast(ComparisonKind, kind),
@@ -406,6 +423,7 @@ def _parse_comparison(item: Any, path: str, err: Any) -> ComparisonSpec:
         thresholds=thresholds,
         tf_adjust=bool(item.get("tf_adjust", False)),
         initial=bool(item.get("initial", False)),
+        unless=unless,
     )
 
 
@@ -491,6 +509,9 @@ def _validate_comparison(comp: ComparisonSpec, path: str, err: Any) -> None:
         raise err(f"{path}.tf_adjust", "only on exact and string comparisons")
     if comp.parts:
         raise err(f"{path}.parts", "parts only for kind 'joint'")
+    for fld in comp.unless:
+        if fld not in FEATURE_KEYS:
+            raise err(f"{path}.unless", f"feature keys, got {fld!r}")
 
 
 def _validate(spec: MatchSpec, source: str | None) -> None:
@@ -559,9 +580,12 @@ def _cmp(
     *,
     tf: bool = False,
     initial: bool = False,
+    unless: tuple[str, ...] = (),
 ) -> ComparisonSpec:
     fields_t = (fields,) if isinstance(fields, str) else tuple(fields)
-    return ComparisonSpec(name, kind, fields_t, tuple(float(t) for t in thresholds), tf, initial)
+    return ComparisonSpec(
+        name, kind, fields_t, tuple(float(t) for t in thresholds), tf, initial, unless=unless
+    )
 
 
 def _rule(name: str, *parts: str) -> BlockingRuleSpec:
@@ -578,29 +602,53 @@ _PERSON_NAME_RULES = (
 
 
 def default_spec() -> MatchSpec:
-    """A spec for customer master data mixing organisations and persons."""
+    """A spec for customer master data mixing organisations and persons.
+
+    Correlated evidence is compared jointly so it is not counted twice: surname with the
+    street address (a household shares both), e-mail addresses with their local parts.
+    A person's full name is left to its parts; an organisation's core name is compared.
+    """
     return MatchSpec(
         name="customers",
         comparisons=(
-            _cmp("name", "token_set", "name", (0.9, 0.75), tf=True),
+            _cmp("kind", "exact", "kind"),
+            _cmp(
+                "name",
+                "token_set",
+                "name",
+                (0.9, 0.75),
+                tf=True,
+                unless=("given_name", "family_name"),
+            ),
             _cmp(
                 "given_name",
                 "jaro_winkler",
                 ("given_name", "given_name_raw"),
                 (0.92, 0.8),
+                tf=True,
                 initial=True,
             ),
-            _cmp("family_name", "jaro_winkler", "family_name", (0.95, 0.85), tf=True),
             _cmp("middle_initial", "exact", "middle_initial"),
+            joint_comparison(
+                "family_address",
+                (
+                    _cmp("family_name", "jaro_winkler", "family_name", (0.92,)),
+                    _cmp("house_number", "exact", "house_number"),
+                    _cmp("street", "token_set", "street", (0.8,)),
+                ),
+            ),
             _cmp("dob", "date", "dob", (365,)),
-            _cmp("emails", "overlap", "emails"),
-            _cmp("email_locals", "overlap", "email_locals", (0.9,)),
+            joint_comparison(
+                "email",
+                (
+                    _cmp("emails", "overlap", "emails"),
+                    _cmp("email_locals", "overlap", "email_locals", (0.9,)),
+                ),
+            ),
             _cmp("phones", "overlap", "phones"),
             _cmp("tax_id", "damerau", "tax_id", (1,)),
             _cmp("national_id", "damerau", "national_id", (1,)),
             _cmp("domain", "exact", "domain", tf=True),
-            _cmp("street", "token_set", "street", (0.9, 0.7)),
-            _cmp("house_number", "exact", "house_number"),
             _cmp("postcode", "levenshtein", "postcode", (1,), tf=True),
             _cmp("city", "jaro_winkler", "city", (0.9,), tf=True),
             _cmp("country", "exact", "country"),
@@ -615,6 +663,7 @@ def default_spec() -> MatchSpec:
             _rule("nc", "name:first_token", "city"),
             *_PERSON_NAME_RULES,
             _rule("ad", "postcode", "house_number"),
+            _rule("sh", "street:metaphone", "house_number"),
         ),
         hard_conflicts=(
             HardConflictSpec("tax_id"),

@@ -140,3 +140,10 @@ def test_vectorised_levels_equal_scalar_levels(
         for i, j in pairs
     ]
     assert vectorised == scalar
+
+
+def test_unless_makes_a_person_name_missing_but_compares_an_organisation_name() -> None:
+    spec = ComparisonSpec("name", "token_set", ("name",), (0.9,), unless=("family_name",))
+    org = {"name": "acme widgets", "family_name": None}
+    assert _label(spec, org, {"name": "widgets acme", "family_name": None}) == "token_set>=0.9"
+    assert _label(spec, org, {"name": "acme widgets", "family_name": "smith"}) == "null"
