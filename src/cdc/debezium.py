@@ -213,6 +213,7 @@ class DebeziumSource:
             raise CdcError(f"Debezium source {self.source.name!r} was already started")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         start_jvm(self._log_dir, self._java)
+        _register_exit_hook()
         self._engine = self._build_engine()
         self._thread = threading.Thread(
             target=self._run, name=f"debezium-{self.source.name}", daemon=True
@@ -245,17 +246,33 @@ class DebeziumSource:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the engine: the batch in flight finishes, offsets are flushed, threads end."""
         self._stopping = True
-        engine = self._engine
-        if engine is not None and not self._done.is_set():
+        deadline = time.monotonic() + timeout
+        if self._engine is not None and not self._done.is_set():
+            self._close_engine(deadline)
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        _live_sources.discard(self)
+
+    def _close_engine(self, deadline: float) -> None:
+        import jpype
+
+        starting = jpype.JClass("java.lang.IllegalStateException")
+        while True:
             try:
-                engine.close()
+                self._engine.close()
+                return
+            except starting:
+                # Debezium refuses to close while its tasks are still starting (it would leak
+                # them); they are seconds from started, so wait for that.
+                if time.monotonic() >= deadline or self._done.is_set():
+                    break
+                time.sleep(0.05)
             except Exception as exc:  # a failing close must not hide the engine's own error
                 logger.warning(
                     "closing the Debezium engine for %s failed: %s", self.source.name, exc
                 )
-        if self._thread is not None:
-            self._thread.join(timeout)
-        _live_sources.discard(self)
+                return
+        logger.warning("the Debezium engine for %s did not stop in time", self.source.name)
 
     def __enter__(self) -> DebeziumSource:
         self.start()
@@ -388,14 +405,27 @@ def _drop_slot(conn: psycopg.Connection[Any], slot: str, wait: float, force: boo
 # ---- the Java side ----------------------------------------------------------------------
 
 _live_sources: weakref.WeakSet[DebeziumSource] = weakref.WeakSet()
+_exit_hook = threading.Lock()
+_exit_hook_registered = False
 
 
-@atexit.register
 def _stop_live_sources() -> None:
-    # The engine's threads are not daemons: an engine still running at exit would keep the
-    # JVM (and so the interpreter) from shutting down.
     for source in list(_live_sources):
         source.stop(timeout=10)
+
+
+def _register_exit_hook() -> None:
+    """Stop running engines at interpreter exit, before JPype shuts the JVM down.
+
+    The engine's threads are not daemons, so JPype's shutdown would wait for them forever.
+    atexit runs hooks last-registered-first; JPype registers its own when it is first
+    imported, so this one, registered after the JVM started, runs before it.
+    """
+    global _exit_hook_registered
+    with _exit_hook:
+        if not _exit_hook_registered:
+            atexit.register(_stop_live_sources)
+            _exit_hook_registered = True
 
 
 @dataclass(frozen=True)

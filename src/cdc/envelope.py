@@ -175,10 +175,7 @@ def parse_message(
     key = _parse_key(message.key)
     if message.value is None:
         return ChangeEnvelope(Operation.TOMBSTONE, key, None, None, None, topic=message.topic)
-    document = _load_json(message.value, "value")
-    if not isinstance(document, dict):
-        raise WrongTypeError("value", "a JSON object", document)
-    schema, payload = _unwrap(document, "value")
+    schema, payload = _load_value(message.value)
     if payload is None:
         return ChangeEnvelope(Operation.TOMBSTONE, key, None, None, None, topic=message.topic)
     if not isinstance(payload, dict):
@@ -200,12 +197,15 @@ def parse_message(
 
 def jsonable(value: Any) -> Any:
     """A decoded value in its JSON form: Decimal as text, dates and times ISO 8601, bytes base64."""
-    if value is None or isinstance(value, bool | int | str):
+    kind = type(value)
+    if kind in _JSON_PLAIN:
         return value
+    if kind is dict:
+        return {k: v if type(v) in _JSON_PLAIN else jsonable(v) for k, v in value.items()}
+    if kind is Decimal:
+        return str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, Decimal):
-        return str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -214,14 +214,19 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
+    if isinstance(value, bool | int | str):
+        return value
     return str(value)
+
+
+_JSON_PLAIN: Final = frozenset({str, int, bool, type(None)})
 
 
 # ---- structure ---------------------------------------------------------------------------
 
 
 def _parse_event(
-    payload: dict[str, Any], schema: dict[str, Any] | None, key: dict[str, Any] | None, topic: str
+    payload: dict[str, Any], schema: _Schema | None, key: dict[str, Any] | None, topic: str
 ) -> ChangeEnvelope:
     if "op" not in payload:
         raise MalformedMessageError("no 'op': not a Debezium change event", field="op")
@@ -248,13 +253,13 @@ def _parse_event(
             source,
             topic=topic,
             ts_ms=ts_ms,
-            message=_parse_logical_message(payload.get("message"), schema is not None),
+            message=_parse_logical_message(payload.get("message")),
             has_schema=schema is not None,
         )
 
-    fields = _struct_fields(schema) if schema is not None else {}
-    before, _ = _parse_row(payload.get("before"), fields.get("before"), "before")
-    after, unavailable = _parse_row(payload.get("after"), fields.get("after"), "after")
+    images = schema.images if schema is not None else {}
+    before, _ = _parse_row(payload.get("before"), images.get("before"), "before")
+    after, unavailable = _parse_row(payload.get("after"), images.get("after"), "after")
     if op in _NEEDS_AFTER and after is None:
         raise MissingImageError(op.value, "after")
     if op is Operation.DELETE and before is None and key is None:
@@ -346,7 +351,7 @@ def _parse_sequence(raw: Any) -> tuple[int | None, ...] | None:
     return tuple(out)
 
 
-def _parse_logical_message(raw: Any, has_schema: bool) -> LogicalMessage:
+def _parse_logical_message(raw: Any) -> LogicalMessage:
     if not isinstance(raw, dict):
         raise MissingImageError("m", "message")
     prefix = raw.get("prefix") or ""
@@ -379,14 +384,13 @@ def _parse_key(raw: bytes | None) -> dict[str, Any] | None:
 
 
 def _parse_row(
-    raw: Any, schema: dict[str, Any] | None, image: str
+    raw: Any, fields: Mapping[str, dict[str, Any]] | None, image: str
 ) -> tuple[dict[str, Any] | None, frozenset[str]]:
     if raw is None:
         return None, frozenset()
     if not isinstance(raw, dict):
         raise WrongTypeError(image, "a JSON object (a row image)", raw)
-    fields = _struct_fields(schema) if schema is not None else {}
-    return _decode_columns(raw, fields, image)
+    return _decode_columns(raw, fields or {}, image)
 
 
 def _decode_columns(
@@ -427,8 +431,66 @@ def _struct_fields(schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     }
 
 
-def _is_heartbeat(topic: str, schema: dict[str, Any] | None, payload: dict[str, Any]) -> bool:
-    if schema is not None and schema.get("name") == "io.debezium.connector.common.Heartbeat":
+@dataclass(frozen=True)
+class _Schema:
+    """A value schema, reduced to what decoding needs: the field schemas of each row image."""
+
+    name: str | None
+    images: Mapping[str, Mapping[str, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, document: dict[str, Any]) -> _Schema:
+        top = _struct_fields(document)
+        images = {image: _struct_fields(top.get(image)) for image in ("before", "after")}
+        name = document.get("name")
+        return cls(name if isinstance(name, str) else None, images)
+
+
+_SCHEMA_CACHE_SIZE: Final = 256
+_schema_cache: dict[str, _Schema] = {}
+_WRAPPER_HEAD: Final = '{"schema":'
+_WRAPPER_JOIN: Final = '},"payload":'
+
+
+def _load_value(raw: bytes) -> tuple[_Schema | None, Any]:
+    """Decode the value; with the schema wrapper, return the reduced schema and the payload.
+
+    Every message of a table repeats the same schema text, often half the bytes. The JSON
+    converter writes ``{"schema":S,"payload":P}`` without spaces, so S is split off by text and
+    its parsed form cached. The first ``},"payload":`` ends S: inside a JSON string a quote is
+    escaped, so that sequence can only be structure, and no schema object has a "payload" key.
+    Anything else (spaces, another order, a truncated message) takes the plain path.
+    """
+    text = _utf8(raw, "value")
+    if text.startswith(_WRAPPER_HEAD) and text.endswith("}"):
+        join = text.find(_WRAPPER_JOIN)
+        if join > 0:
+            schema_text = text[len(_WRAPPER_HEAD) : join + 1]
+            schema = _schema_cache.get(schema_text)
+            if schema is None:
+                try:
+                    document = json.loads(schema_text)
+                except ValueError:
+                    document = None
+                if isinstance(document, dict):
+                    schema = _Schema.of(document)
+                    if len(_schema_cache) >= _SCHEMA_CACHE_SIZE:
+                        _schema_cache.clear()
+                    _schema_cache[schema_text] = schema
+            if schema is not None:
+                try:
+                    return schema, json.loads(text[join + len(_WRAPPER_JOIN) : -1])
+                except ValueError:
+                    pass  # the slow path below reports it
+    document = _parse_json(text, "value")
+    if not isinstance(document, dict):
+        raise WrongTypeError("value", "a JSON object", document)
+    schema_document, payload = _unwrap(document, "value")
+    return (_Schema.of(schema_document) if schema_document else None), payload
+
+
+def _is_heartbeat(topic: str, schema: _Schema | None, payload: dict[str, Any]) -> bool:
+    if schema is not None and schema.name == "io.debezium.connector.common.Heartbeat":
         return True
     if topic.startswith(HEARTBEAT_TOPIC_PREFIX):
         return True
@@ -436,12 +498,19 @@ def _is_heartbeat(topic: str, schema: dict[str, Any] | None, payload: dict[str, 
 
 
 def _load_json(raw: bytes, part: str) -> Any:
+    return _parse_json(_utf8(raw, part), part)
+
+
+def _utf8(raw: bytes, part: str) -> str:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadEncodingError(
             f"not UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})", field=part
         ) from None
+
+
+def _parse_json(text: str, part: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:

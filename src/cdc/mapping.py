@@ -319,11 +319,56 @@ class CapturedChange(SourceChange):
     unchanged: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A field spec prepared for the hot path: where its value goes, which flags are set."""
+
+    target: str
+    attribute: str
+    placement: Literal["scalar", "list", "address", "address_lines", "extra"]
+    slot: int
+    part: str
+    inputs: frozenset[str]
+    spec: FieldSpec
+    has_constant: bool
+    has_when: bool
+    has_default: bool
+
+    @classmethod
+    def prepare(cls, target: str, spec: FieldSpec) -> _Field:
+        address = _ADDRESS_TARGET.match(target)
+        slot, part = 0, ""
+        placement: Literal["scalar", "list", "address", "address_lines", "extra"]
+        if address:
+            slot, part = int(address.group(1)), address.group(2)
+            placement = "address_lines" if part == "lines" else "address"
+            attribute = "addresses"
+        elif target.startswith("extra."):
+            placement, part, attribute = "extra", target.removeprefix("extra."), "extra"
+        else:
+            placement = "list" if target in _LIST_ATTRIBUTES else "scalar"
+            attribute = target
+        given = spec.model_fields_set
+        return cls(
+            target=target,
+            attribute=attribute,
+            placement=placement,
+            slot=slot,
+            part=part,
+            inputs=frozenset(spec.input_columns),
+            spec=spec,
+            has_constant="constant" in given,
+            has_when="when_present" in given or "when_absent" in given,
+            has_default="default" in given,
+        )
+
+
 @dataclass(frozen=True)
 class _Table:
     system: str
     name: str
     mapping: TableMapping
+    fields: tuple[_Field, ...]
 
 
 class ChangeMapper:
@@ -341,7 +386,8 @@ class ChangeMapper:
             server = source.server_name or system
             self._sources[server] = (system, source)
             for name, table in source.tables.items():
-                self._tables[(server, _qualify(name))] = _Table(system, name, table)
+                fields = tuple(_Field.prepare(t, spec) for t, spec in table.fields.items())
+                self._tables[(server, _qualify(name))] = _Table(system, name, table, fields)
         self.unmapped: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
 
@@ -387,7 +433,7 @@ class ChangeMapper:
                 position=source.position,
             )
         after = envelope.after or {}
-        attributes, unchanged = _map_row(table.mapping, after, envelope.unavailable)
+        attributes, unchanged = _map_row(table.fields, after, envelope.unavailable)
         return CapturedChange(
             key=key,
             op=ChangeOp.UPSERT,
@@ -416,36 +462,36 @@ def _primary_key(columns: tuple[str, ...], envelope: ChangeEnvelope) -> str:
 
 
 def _map_row(
-    mapping: TableMapping, row: Mapping[str, Any], unavailable: frozenset[str]
+    fields: tuple[_Field, ...], row: Mapping[str, Any], unavailable: frozenset[str]
 ) -> tuple[dict[str, Any], frozenset[str]]:
-    scalars: dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
     addresses: dict[int, dict[str, Any]] = {}
     extra: dict[str, str] = {}
     unchanged: set[str] = set()
-    for target, spec in mapping.fields.items():
-        attribute = _attribute_of(target)
-        if unavailable and unavailable.intersection(spec.input_columns):
-            unchanged.add(attribute)
+    for field in fields:
+        if unavailable and not unavailable.isdisjoint(field.inputs):
+            unchanged.add(field.attribute)
             continue
-        value = _evaluate(spec, row, target)
-        address = _ADDRESS_TARGET.match(target)
-        if address:
-            part = address.group(2)
-            value = _as_text_list(value, target) if part == "lines" else _as_text(value)
-            addresses.setdefault(int(address.group(1)), {})[part] = value
-        elif target.startswith("extra."):
+        value = _evaluate(field, row)
+        placement = field.placement
+        if placement == "scalar":
+            value = jsonable(value)
+            if not _empty(value):
+                attributes[field.target] = value
+        elif placement == "list":
+            items = _as_text_list(value)
+            if items:
+                attributes[field.target] = items
+        elif placement == "extra":
             text = _as_text(value)
             if text is not None:
-                extra[target.removeprefix("extra.")] = text
-        elif target in _LIST_ATTRIBUTES:
-            scalars[target] = _as_text_list(value, target)
+                extra[field.part] = text
         else:
-            scalars[target] = jsonable(value)
-
-    attributes = {k: v for k, v in scalars.items() if not _empty(v)}
-    cleaned = [{k: v for k, v in addresses[i].items() if not _empty(v)} for i in sorted(addresses)]
-    if any(cleaned):
-        attributes["addresses"] = [a for a in cleaned if a]
+            value = _as_text_list(value) if placement == "address_lines" else _as_text(value)
+            if not _empty(value):
+                addresses.setdefault(field.slot, {})[field.part] = value
+    if addresses:
+        attributes["addresses"] = [addresses[i] for i in sorted(addresses)]
     if extra:
         attributes["extra"] = extra
     for attribute in unchanged:
@@ -453,16 +499,9 @@ def _map_row(
     return attributes, frozenset(unchanged)
 
 
-def _attribute_of(target: str) -> str:
-    if target.startswith("addresses["):
-        return "addresses"
-    if target.startswith("extra."):
-        return "extra"
-    return target
-
-
-def _evaluate(spec: FieldSpec, row: Mapping[str, Any], target: str) -> Any:
-    if "constant" in spec.model_fields_set:
+def _evaluate(field: _Field, row: Mapping[str, Any]) -> Any:
+    spec, target = field.spec, field.target
+    if field.has_constant:
         value: Any = spec.constant
     elif spec.from_ is not None:
         value = _column(row, spec.from_, target)
@@ -482,13 +521,13 @@ def _evaluate(spec: FieldSpec, row: Mapping[str, Any], target: str) -> Any:
             if isinstance(value, list) and -len(value) <= spec.index < len(value)
             else None
         )
-    if "when_present" in spec.model_fields_set or "when_absent" in spec.model_fields_set:
+    if field.has_when:
         value = spec.when_absent if _empty(value) else spec.when_present
     if spec.lookup is not None:
-        value = _look_up(spec, value)
+        value = _look_up(spec.lookup, value, field.has_default, spec.default)
     if spec.type is not None and not _empty(value):
         value = _coerce(value, spec.type, target)
-    if _empty(value) and "default" in spec.model_fields_set:
+    if field.has_default and _empty(value):
         value = spec.default
     return value
 
@@ -502,17 +541,15 @@ def _column(row: Mapping[str, Any], column: str, target: str) -> Any:
     return row[column]
 
 
-def _look_up(spec: FieldSpec, value: Any) -> Any:
-    assert spec.lookup is not None
-    has_default = "default" in spec.model_fields_set
+def _look_up(table: Mapping[str, Any], value: Any, has_default: bool, default: Any) -> Any:
     if isinstance(value, list):
-        return [_look_up(spec, v) for v in value]
+        return [_look_up(table, v, has_default, default) for v in value]
     if _empty(value):
         return value
-    key = str(jsonable(value))
-    if key in spec.lookup:
-        return spec.lookup[key]
-    return spec.default if has_default else value
+    key = value if isinstance(value, str) else str(jsonable(value))
+    if key in table:
+        return table[key]
+    return default if has_default else value
 
 
 def _coerce(value: Any, kind: CoercionType, target: str) -> Any:
@@ -591,7 +628,7 @@ def _as_text(value: Any) -> str | None:
     return str(text).strip() if not isinstance(text, str) else text.strip()
 
 
-def _as_text_list(value: Any, target: str) -> list[str]:
+def _as_text_list(value: Any) -> list[str]:
     items = value if isinstance(value, list) else [value]
     out: list[str] = []
     for item in items:

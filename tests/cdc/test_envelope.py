@@ -410,3 +410,30 @@ def test_envelope_is_frozen() -> None:
     assert isinstance(envelope, ChangeEnvelope)
     with pytest.raises(AttributeError):
         envelope.op = Operation.DELETE  # type: ignore[misc]
+
+
+def test_wrapper_split_survives_payload_text_inside_a_schema_default() -> None:
+    # The schema text is split off by searching for '},"payload":'; a column default holding
+    # that very text must not fool it.
+    tricky = '},"payload":{"op":"d"}'
+    fields = [
+        {"type": "int32", "field": "id"},
+        {"type": "string", "optional": True, "default": tricky, "field": "note"},
+    ]
+    message = _message({"id": 1, "note": tricky}, fields)
+    assert message.value is not None
+    compact = json.dumps(json.loads(message.value), separators=(",", ":")).encode()
+    envelope = parse_message(RawMessage(message.key, compact, message.topic))
+    assert envelope.op is Operation.CREATE
+    assert envelope.after == {"id": 1, "note": tricky}
+
+
+def test_a_pretty_printed_wrapper_parses_too() -> None:
+    message = _message(
+        {"id": 1, "v": -1}, [{"type": "int32", "name": "io.debezium.time.Date", "field": "v"}]
+    )
+    assert message.value is not None
+    pretty = json.dumps(json.loads(message.value), indent=2).encode()
+    envelope = parse_message(RawMessage(message.key, pretty, message.topic))
+    assert envelope.after == {"id": 1, "v": date(1969, 12, 31)}
+    assert envelope.has_schema
