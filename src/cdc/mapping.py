@@ -311,12 +311,14 @@ def _qualify(table: str) -> str:
 class CapturedChange(SourceChange):
     """A ``SourceChange`` plus what capture knows beyond the hub's contract.
 
-    ``unchanged`` names canonical attributes that could not be computed because Debezium did
-    not send their columns (unchanged TOASTed values): the hub must keep the stored values
-    of these attributes, not clear them.
+    Debezium does not send unchanged TOASTed columns under REPLICA IDENTITY DEFAULT.
+    ``unchanged`` names the canonical attributes fed by such a column: they are left out of
+    ``attributes`` and the hub must keep its stored values for them, not clear them.
+    ``unavailable_columns`` names the columns themselves, left out of ``raw`` likewise.
     """
 
     unchanged: frozenset[str] = frozenset()
+    unavailable_columns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +443,7 @@ class ChangeMapper:
             raw=jsonable(after),
             position=source.position,
             unchanged=unchanged,
+            unavailable_columns=envelope.unavailable,
         )
 
 

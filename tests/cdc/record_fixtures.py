@@ -10,7 +10,7 @@ untouched, one that changes it, a primary-key change, a two-row transaction, a d
 logical decoding message and a TRUNCATE. Every message the engine delivers, heartbeats and
 tombstones included, is written byte for byte as JSONL (``cdc.replay`` format).
 
-Takes about a minute; one JVM for all variants.
+Takes about half a minute; one JVM for all variants.
 """
 
 from __future__ import annotations

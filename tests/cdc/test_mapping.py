@@ -129,6 +129,7 @@ def test_unavailable_toasted_column_keeps_the_stored_attribute(
     assert isinstance(change, CapturedChange)
     assert change.op is ChangeOp.UPSERT
     assert change.unchanged == frozenset({"extra"})
+    assert change.unavailable_columns == frozenset({"notes"})
     assert "extra" not in change.attributes
     assert change.attributes["addresses"][0]["city"] == "Potsdam"
     assert change.raw is not None
