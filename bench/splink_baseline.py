@@ -57,6 +57,20 @@ def _comparisons(columns: Sequence[str], frames: Sequence[pd.DataFrame]) -> list
             comparisons.append(cl.NameComparison(name).configure(term_frequency_adjustments=True))
     if "middle_name" in available:
         comparisons.append(cl.ExactMatch("middle_name"))
+    if "legal_name" in available:
+        comparisons.append(
+            cl.JaroWinklerAtThresholds("legal_name", [0.9, 0.8]).configure(
+                term_frequency_adjustments=True
+            )
+        )
+    if "email" in available:
+        comparisons.append(cl.EmailComparison("email"))
+    if "phone" in available:
+        comparisons.append(cl.ExactMatch("phone"))
+    if "tax_id" in available:
+        comparisons.append(cl.LevenshteinAtThresholds("tax_id", [1]))
+    if "website" in available:
+        comparisons.append(cl.ExactMatch("website"))
     if "dob" in available:
         comparisons.append(
             cl.DateOfBirthComparison(
@@ -69,6 +83,8 @@ def _comparisons(columns: Sequence[str], frames: Sequence[pd.DataFrame]) -> list
         comparisons.append(cl.ExactMatch("house_number"))
     if "street" in available:
         comparisons.append(cl.LevenshteinAtThresholds("street", [1, 3]))
+    if "address" in available:
+        comparisons.append(cl.LevenshteinAtThresholds("address", [1, 3]))
     if "address_line2" in available:
         comparisons.append(cl.LevenshteinAtThresholds("address_line2", [1, 3]))
     if "unit" in available:
@@ -91,6 +107,10 @@ def _blocking_rules(columns: Sequence[str]) -> list[Any]:
         ("family_name", "postcode"),
         ("house_number", "street"),
         ("given_name", "postcode"),
+        ("email",),
+        ("phone",),
+        ("tax_id",),
+        ("address", "postcode"),
     ]
     return [block_on(*cols) for cols in candidates if available.issuperset(cols)]
 

@@ -312,7 +312,7 @@ def make_duplicate(record: Record, rng: np.random.Generator, record_id: str) -> 
         twin["phone"] = None if roll[4] < 0.25 else _restyle_phone(rng, str(twin["phone"]))
     if twin.get("dob") and roll[5] < 0.2:
         twin["dob"] = None
-    elif twin.get("dob") and roll[5] < 0.3:
+    elif twin.get("dob") and "-" in str(twin["dob"]) and roll[5] < 0.3:
         y, m, d = str(twin["dob"]).split("-")
         twin["dob"] = f"{m}/{d}/{y}"
     if twin.get("address"):

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -407,6 +410,10 @@ _TYPED_FIELDS = {"dob": "dob", "email": "emails", "phone": "phones"}
 _MAX_UNREADABLE_SHARE = 0.5
 # Random pairs drawn to estimate u; a small input has fewer pairs than that.
 _U_PAIRS = 1_000_000
+# Standardizing is pure Python; inputs this large are spread over the cores in chunks.
+_PARALLEL_FROM = 50_000
+_MAX_WORKERS = 8
+_CHUNK_ROWS = 5_000
 
 
 @dataclass
@@ -421,6 +428,8 @@ class MatchRun:
     result: DedupeResult
     link: bool
     warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per phase: ``standardize``, ``train`` (absent with a given model), ``match``."""
 
     def __post_init__(self) -> None:
         several = len(self.files) > 1
@@ -488,29 +497,61 @@ class MatchRun:
         return pairwise, score_bcubed(self.cluster_ids, truth)
 
 
+def _standardize_rows(
+    task: tuple[tuple[str, ...], list[tuple[str | None, ...]], str | None],
+) -> list[dict[str, Any]]:
+    """Features of a chunk of rows (top-level, so worker processes can run it)."""
+    from matching.features import standardize_record
+
+    names, rows, default_country = task
+    return [
+        dict(
+            standardize_record(
+                to_attributes(dict(zip(names, row, strict=True)), default_country=default_country)
+            )
+        )
+        for row in rows
+    ]
+
+
+def _chunks(
+    file: InputFile, default_country: str | None
+) -> Iterator[tuple[tuple[str, ...], list[tuple[str | None, ...]], str | None]]:
+    names = tuple(file.fields)
+    rows = list(zip(*(file.fields[name] for name in names), strict=True))
+    for start in range(0, len(rows), _CHUNK_ROWS):
+        yield names, rows[start : start + _CHUNK_ROWS], default_country
+
+
 def _standardize(
     files: Sequence[InputFile], default_country: str | None, progress: Progress | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    from matching.features import standardize_record
+    """Features of every record, in input order; big inputs use one process per core.
 
+    The first chunk of each file is type-checked as soon as it is done, so a column mapped
+    to the wrong field fails fast rather than after the whole file.
+    """
     progress = progress or Progress(disable=True)
     total = sum(len(f) for f in files)
     task = progress.add_task("standardizing", total=total)
+    workers = min(os.cpu_count() or 1, _MAX_WORKERS) if total >= _PARALLEL_FROM else 1
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    run = pool.map if pool is not None else map
     features: list[dict[str, Any]] = []
     warnings: list[str] = []
-    for file in files:
-        names = list(file.fields)
-        columns = [file.fields[name] for name in names]
-        start = len(features)
-        for row_number, values in enumerate(zip(*columns, strict=True)):
-            row = dict(zip(names, values, strict=True))
-            features.append(
-                dict(standardize_record(to_attributes(row, default_country=default_country)))
-            )
-            if row_number % 2000 == 1999:
-                progress.advance(task, 2000)
-        warnings += _check_typed_columns(file, features[start:])
-    progress.update(task, completed=total)
+    try:
+        for file in files:
+            file_features: list[dict[str, Any]] = []
+            for chunk in run(_standardize_rows, _chunks(file, default_country)):
+                if not file_features:
+                    _check_typed_columns(file, chunk)
+                file_features.extend(chunk)
+                progress.advance(task, len(chunk))
+            warnings += _check_typed_columns(file, file_features)
+            features.extend(file_features)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return features, warnings
 
 
@@ -523,7 +564,8 @@ def _check_typed_columns(file: InputFile, features: Sequence[Mapping[str, Any]])
             continue
         present = 0
         bad_rows: list[int] = []
-        for row, (value, record) in enumerate(zip(values, features, strict=True), start=1):
+        checked = zip(values[: len(features)], features, strict=True)
+        for row, (value, record) in enumerate(checked, start=1):
             if value is None:
                 continue
             present += 1
@@ -597,14 +639,18 @@ def run_matching(
     del want_pairs  # the scored pairs are kept either way; writing them is the caller's call
     progress = progress or Progress(disable=True)
     model, match_spec = _load_model(spec, model_path)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     features, warnings = _standardize(files, default_country, progress)
+    seconds["standardize"] = time.perf_counter() - started
     sources = [file.source for file in files for _ in range(len(file))]
     record_ids = [record_id for file in files for record_id in file.record_ids]
     groups = sources if link else None
     if model is None:
-        task = progress.add_task("training", total=None)
         if len(features) < 2:
             raise InputError(files[0].path, "expected at least two records to train a model")
+        task = progress.add_task("training", total=None)
+        started = time.perf_counter()
         model = train(
             match_spec,
             features,
@@ -612,9 +658,12 @@ def run_matching(
             seed=seed,
             u_pairs=min(_U_PAIRS, _possible_pairs(files, link)),
         )
+        seconds["train"] = time.perf_counter() - started
         progress.update(task, total=1, completed=1)
     task = progress.add_task("matching", total=None)
+    started = time.perf_counter()
     result = dedupe(model, features, ids=list(range(len(features))), groups=groups)
+    seconds["match"] = time.perf_counter() - started
     progress.update(task, total=1, completed=1)
     return MatchRun(
         files=list(files),
@@ -625,4 +674,5 @@ def run_matching(
         result=result,
         link=link,
         warnings=warnings,
+        seconds=seconds,
     )

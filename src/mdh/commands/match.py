@@ -240,7 +240,8 @@ def _print_summary(run: MatchRun, elapsed: float) -> None:
     table.add_row("largest cluster", f"{summary.largest_cluster:,}")
     for source, linked in run.linked_per_source().items():
         table.add_row(f"linked records in {source}", f"{linked:,}")
-    table.add_row("time", f"{elapsed:.1f} s")
+    phases = ", ".join(f"{name} {value:.1f} s" for name, value in run.seconds.items())
+    table.add_row("time", f"{elapsed:.1f} s ({phases})")
     table.add_row("model", run.model.version)
     console.print(table)
 
