@@ -12,12 +12,11 @@ gives the same output.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from matching.standardize import (
     canonical_given_name,
-    is_free_mail_domain,
     split_name_parts,
     split_org_name,
     split_street_parts,
@@ -35,6 +34,7 @@ from matching.standardize import (
     standardize_tax_id,
 )
 from matching.standardize._text import to_text
+from matching.standardize.domains import is_free_mail_registrable, registrable_domain
 
 FEATURE_KEYS: tuple[str, ...] = (
     "kind",
@@ -80,28 +80,43 @@ _KIND_ALIASES = {
     "b2c": PERSON,
 }
 
-# Accepted spellings of each input, first match wins. Canonical names first, then the
-# feature names themselves (so that features fed back in are understood), then common
-# column names of flat files.
-_ORG_NAME_KEYS = ("legal_name", "company", "company_name", "organization", "organisation")
-_FULL_NAME_KEYS = ("full_name", "fullname", "name")
-_GIVEN_KEYS = ("given_name", "first_name", "firstname", "forename")
-_FAMILY_KEYS = ("family_name", "last_name", "lastname", "surname")
-_MIDDLE_KEYS = ("middle_name", "middlename")
-_EMAIL_KEYS = ("emails", "email", "email_address", "e_mail")
-_PHONE_KEYS = ("phones", "phone", "phone_number", "telephone", "mobile", "mobile_phone")
-_DOB_KEYS = ("date_of_birth", "dob", "birth_date", "birthdate")
-_WEBSITE_KEYS = ("website", "url", "web", "domain")
-_STREET_KEYS = ("street", "address", "address_line1", "address1", "line1", "street_address")
-_STREET2_KEYS = ("address_line2", "address2", "line2")
-_POSTCODE_KEYS = ("postal_code", "postcode", "zip", "zip_code", "zipcode", "post_code")
-_CITY_KEYS = ("city", "town", "locality")
-_REGION_KEYS = ("region", "state", "province", "county")
-_COUNTRY_KEYS = ("country", "country_code")
+# Input spellings of each attribute, best first: canonical names, then the feature names
+# themselves (so that features fed back in are understood), then common column names of
+# flat files.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "kind": ("kind", "party_type"),
+    "org_name": ("legal_name", "company", "company_name", "organization", "organisation"),
+    "full_name": ("full_name", "fullname", "name"),
+    "given": ("given_name_raw", "given_name", "first_name", "firstname", "forename"),
+    "family": ("family_name", "last_name", "lastname", "surname"),
+    "middle": ("middle_name", "middlename"),
+    "middle_initial": ("middle_initial",),
+    "legal_form": ("legal_form",),
+    "emails": ("emails", "email", "email_address", "e_mail"),
+    "phones": ("phones", "phone", "phone_number", "telephone", "mobile", "mobile_phone"),
+    "tax_id": ("tax_id",),
+    "national_id": ("national_id",),
+    "dob": ("date_of_birth", "dob", "birth_date", "birthdate"),
+    "website": ("website", "url", "web", "domain"),
+    "addresses": ("addresses", "address_list"),
+    "street": ("street", "address", "address_line1", "address1", "line1", "street_address"),
+    "street2": ("address_line2", "address2", "line2"),
+    "house_number": ("house_number",),
+    "unit": ("unit",),
+    "postcode": ("postal_code", "postcode", "zip", "zip_code", "zipcode", "post_code"),
+    "city": ("city", "town", "locality"),
+    "region": ("region", "state", "province", "county"),
+    "country": ("country", "country_code"),
+}
+_MULTI_VALUED = frozenset({"emails", "phones"})
+_KEY_TO_ATTRIBUTE: dict[str, tuple[str, int]] = {
+    key: (attribute, rank) for attribute, keys in _ALIASES.items() for rank, key in enumerate(keys)
+}
+_ADDRESS_FIELDS = ("lines", "city", "region", "postal_code", "country")
 
 _EMAIL_SPLIT = re.compile(r"[;,\s]+")
 _PHONE_SPLIT = re.compile(r"[;|\n]+")
-_HOUSE_NUMBER_CLEAN = re.compile(r"\s+")
+_BLANKS = re.compile(r"\s+")
 
 # Countries that write numeric dates month first.
 _MONTH_FIRST = frozenset({"US", "PH", "FM", "MH", "PW", "AS", "GU", "MP", "PR", "VI", "UM"})
@@ -112,132 +127,141 @@ _DOB_PLACEHOLDERS = frozenset(
     | {"9999-12-31", "9999-01-01"}
 )
 
-
-def _field(obj: Any, key: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+_SEQUENCES = (list, tuple, set, frozenset)
 
 
 def _is_empty(value: Any) -> bool:
     if value is None:
         return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | set | frozenset | dict):
+    if type(value) is str:
+        return not value or value.isspace()
+    if isinstance(value, _CONTAINERS):
         return not value
     return False
 
 
-def _first(obj: Any, keys: Iterable[str]) -> Any:
-    for key in keys:
-        value = _field(obj, key)
-        if not _is_empty(value):
-            return value
-    return None
+class _Record:
+    """The attributes of one input record, read in one pass over its keys."""
+
+    __slots__ = ("_multi", "_single")
+
+    def __init__(self, attributes: Mapping[str, Any]) -> None:
+        single: dict[str, tuple[int, Any]] = {}
+        multi: dict[str, list[tuple[int, Any]]] = {}
+        for key, value in attributes.items():
+            found = _KEY_TO_ATTRIBUTE.get(key) if type(key) is str else None
+            if found is None or _is_empty(value):
+                continue
+            attribute, rank = found
+            if attribute in _MULTI_VALUED:
+                multi.setdefault(attribute, []).append((rank, value))
+            elif attribute not in single or rank < single[attribute][0]:
+                single[attribute] = (rank, value)
+        self._single = {attribute: value for attribute, (_, value) in single.items()}
+        self._multi = {
+            attribute: [v for _, v in sorted(values)] for attribute, values in multi.items()
+        }
+
+    def get(self, attribute: str) -> Any:
+        return self._single.get(attribute)
+
+    def values(self, attribute: str, splitter: re.Pattern[str]) -> list[Any]:
+        found: list[Any] = []
+        for value in self._multi.get(attribute, ()):
+            found.extend(_values(value, splitter))
+        return found
 
 
 def _values(value: Any, splitter: re.Pattern[str]) -> list[Any]:
     """A list-valued attribute as a list: lists as they are, a scalar split on separators."""
-    if _is_empty(value):
-        return []
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, str):
+        return [part for part in splitter.split(value) if part and not part.isspace()]
+    if isinstance(value, _SEQUENCES):
         items: list[Any] = []
         for item in value:
-            items.extend(_values(item, splitter) if isinstance(item, str) else [item])
+            if isinstance(item, str):
+                items.extend(_values(item, splitter))
+            elif item is not None:
+                items.append(item)
         return items
-    if isinstance(value, str):
-        return [part for part in splitter.split(value) if part.strip()]
     return [value]
 
 
-def _all_values(obj: Any, keys: Iterable[str], splitter: re.Pattern[str]) -> list[Any]:
-    found: list[Any] = []
-    for key in keys:
-        found.extend(_values(_field(obj, key), splitter))
-    return found
-
-
-def _kind(attrs: Mapping[str, Any]) -> str | None:
-    raw = _field(attrs, "kind")
-    if raw is None:
-        raw = _field(attrs, "party_type")
-    key = " ".join(to_text(raw).lower().split())
-    return _KIND_ALIASES.get(key)
+def _field(obj: Any, key: str) -> Any:
+    if type(obj) is dict or isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
 
 
 def _or_none(text: str | None) -> str | None:
     return text or None
 
 
-def _first_address(attrs: Mapping[str, Any]) -> Any:
-    addresses = _field(attrs, "addresses")
-    if isinstance(addresses, Mapping):
+def _first_address(record: _Record) -> Any:
+    """The first address with any content (a dict, an object with attributes, or a string)."""
+    addresses = record.get("addresses")
+    if addresses is None:
+        return None
+    if isinstance(addresses, Mapping) or not isinstance(addresses, _SEQUENCES):
         addresses = [addresses]
-    if isinstance(addresses, list | tuple):
-        for address in addresses:
-            if isinstance(address, str) and address.strip():
+    for address in addresses:
+        if isinstance(address, str):
+            if address.strip():
                 return {"lines": [address]}
-            if not isinstance(address, str) and any(
-                not _is_empty(_field(address, key))
-                for key in ("lines", "city", "postal_code", "region", "country")
-            ):
-                return address
+        elif address is not None and any(
+            not _is_empty(_field(address, key)) for key in _ADDRESS_FIELDS
+        ):
+            return address
     return None
 
 
-def _address_features(attrs: Mapping[str, Any], country: str | None) -> dict[str, str | None]:
-    address = _first_address(attrs)
+def _address_features(record: _Record, address: Any, country: str | None) -> dict[str, str | None]:
     lines: list[str] = []
     if address is not None:
         raw_lines = _field(address, "lines")
-        if isinstance(raw_lines, list | tuple):
+        if isinstance(raw_lines, _SEQUENCES):
             lines = [to_text(line) for line in raw_lines if not _is_empty(line)]
         elif not _is_empty(raw_lines):
             lines = [to_text(raw_lines)]
     if not lines:
-        lines = [to_text(_first(attrs, keys)) for keys in (_STREET_KEYS, _STREET2_KEYS)]
-        lines = [line for line in lines if line.strip()]
+        lines = [to_text(record.get(key)) for key in ("street", "street2")]
+        lines = [line for line in lines if line and not line.isspace()]
 
-    def pick(keys: tuple[str, ...]) -> Any:
-        value = _first(address, keys) if address is not None else None
-        return value if value is not None else _first(attrs, keys)
+    def pick(address_key: str, attribute: str) -> Any:
+        value = _field(address, address_key) if address is not None else None
+        return record.get(attribute) if _is_empty(value) else value
 
-    given_number = _or_none(
-        _HOUSE_NUMBER_CLEAN.sub("", to_text(_field(attrs, "house_number"))).lower()
-    )
-    given_unit = _or_none(" ".join(to_text(_field(attrs, "unit")).lower().split()))
-    parts = split_street_parts(
-        ", ".join(lines), want_number=given_number is None, want_unit=given_unit is None
-    )
+    given_number = _or_none(_BLANKS.sub("", to_text(record.get("house_number"))).lower())
+    given_unit = _or_none(" ".join(to_text(record.get("unit")).lower().split()))
+    street = None
+    number, unit = given_number, given_unit
+    if lines:
+        parts = split_street_parts(
+            ", ".join(lines), want_number=given_number is None, want_unit=given_unit is None
+        )
+        street, number, unit = (
+            _or_none(parts.street),
+            number or parts.house_number,
+            unit or parts.unit,
+        )
     return {
-        "house_number": given_number or parts.house_number,
-        "street": _or_none(parts.street),
-        "unit": given_unit or parts.unit,
-        "postcode": standardize_postcode(pick(_POSTCODE_KEYS), country),
-        "city": _or_none(standardize_city(pick(_CITY_KEYS))),
-        "region": standardize_region(pick(_REGION_KEYS), country),
+        "house_number": number,
+        "street": street,
+        "unit": unit,
+        "postcode": standardize_postcode(pick("postal_code", "postcode"), country),
+        "city": _or_none(standardize_city(pick("city", "city"))),
+        "region": standardize_region(pick("region", "region"), country),
     }
 
 
-def _record_country(attrs: Mapping[str, Any]) -> str | None:
-    address = _first_address(attrs)
-    if address is not None:
-        country = standardize_country(_field(address, "country"))
-        if country is not None:
-            return country
-    return standardize_country(_first(attrs, _COUNTRY_KEYS))
-
-
-def _person_features(attrs: Mapping[str, Any], kind: str | None) -> dict[str, str | None]:
-    given_raw = standardize_person_name(_first(attrs, ("given_name_raw", *_GIVEN_KEYS)))
-    family = standardize_person_name(_first(attrs, _FAMILY_KEYS))
-    middle = standardize_person_name(_first(attrs, _MIDDLE_KEYS))
-    if not middle:
-        middle = standardize_person_name(_field(attrs, "middle_initial"))
+def _person_features(record: _Record, kind: str | None) -> dict[str, str | None]:
+    given_raw = standardize_person_name(record.get("given"))
+    family = standardize_person_name(record.get("family"))
+    middle = standardize_person_name(record.get("middle") or record.get("middle_initial"))
     if not given_raw and not family and kind == PERSON:
         # A person whose source has one name field only.
-        full = _first(attrs, (*_FULL_NAME_KEYS, *_ORG_NAME_KEYS))
+        full = record.get("full_name") or record.get("org_name")
         if full is not None:
             parts = split_name_parts(full)
             given_raw, family = parts.given, parts.family
@@ -260,7 +284,7 @@ def _person_features(attrs: Mapping[str, Any], kind: str | None) -> dict[str, st
 
 
 def _name_and_legal_form(
-    attrs: Mapping[str, Any], kind: str | None, person_name: str | None
+    record: _Record, kind: str | None, person_name: str | None
 ) -> tuple[str | None, str | None]:
     """The ``name`` and ``legal_form`` features.
 
@@ -270,12 +294,30 @@ def _name_and_legal_form(
     """
     if kind == PERSON or (kind is None and person_name):
         return person_name, None
-    source = _first(attrs, _ORG_NAME_KEYS)
+    source = record.get("org_name")
     if source is None:
-        source = _first(attrs, _FULL_NAME_KEYS)
+        source = record.get("full_name")
     org = split_org_name(source)
-    legal = org.legal_form or standardize_legal_form(_field(attrs, "legal_form"))
+    legal = org.legal_form or standardize_legal_form(record.get("legal_form"))
     return _or_none(org.core), legal
+
+
+def _kind(record: _Record) -> str | None:
+    raw = record.get("kind")
+    if raw is None:
+        return None
+    return _KIND_ALIASES.get(" ".join(to_text(raw).lower().split()))
+
+
+def _domain(record: _Record, emails: list[str]) -> str | None:
+    domain = standardize_domain(record.get("website"))
+    if domain is not None:
+        return domain
+    for email in emails:
+        found = registrable_domain(email.rsplit("@", 1)[1])
+        if found is not None and not is_free_mail_registrable(found):
+            return found
+    return None
 
 
 def standardize_record(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -295,36 +337,26 @@ def standardize_record(attributes: Mapping[str, Any]) -> dict[str, Any]:
     - ``domain``: from the website, else from the first e-mail address not at a free-mail
       provider.
     """
-    attrs: Mapping[str, Any] = attributes if isinstance(attributes, Mapping) else {}
-    country = _record_country(attrs)
-    kind = _kind(attrs)
-    person = _person_features(attrs, kind)
-    name, legal = _name_and_legal_form(attrs, kind, person["person_name"])
+    record = _Record(attributes if isinstance(attributes, Mapping) else {})
+    address = _first_address(record)
+    country = standardize_country(_field(address, "country")) if address is not None else None
+    if country is None:
+        country = standardize_country(record.get("country"))
+    kind = _kind(record)
+    person = _person_features(record, kind)
+    name, legal = _name_and_legal_form(record, kind, person["person_name"])
 
-    emails = sorted(
-        {e for e in map(standardize_email, _all_values(attrs, _EMAIL_KEYS, _EMAIL_SPLIT)) if e}
-    )
+    emails = sorted({e for e in map(standardize_email, record.values("emails", _EMAIL_SPLIT)) if e})
     phones = sorted(
         {
             p
             for p in (
-                standardize_phone(value, country)
-                for value in _all_values(attrs, _PHONE_KEYS, _PHONE_SPLIT)
+                standardize_phone(value, country) for value in record.values("phones", _PHONE_SPLIT)
             )
             if p
         }
     )
-    domain = standardize_domain(_first(attrs, _WEBSITE_KEYS))
-    if domain is None:
-        domain = next(
-            (d for d in map(standardize_domain, emails) if d and not is_free_mail_domain(d)),
-            None,
-        )
-
-    order = "MDY" if country in _MONTH_FIRST else "DMY"
-    dob = standardize_date(_first(attrs, _DOB_KEYS), order)
-    if dob in _DOB_PLACEHOLDERS:
-        dob = None
+    dob = standardize_date(record.get("dob"), "MDY" if country in _MONTH_FIRST else "DMY")
 
     return {
         "kind": kind,
@@ -337,10 +369,10 @@ def standardize_record(attributes: Mapping[str, Any]) -> dict[str, Any]:
         "emails": emails,
         "email_locals": sorted({email.split("@", 1)[0] for email in emails}),
         "phones": phones,
-        "tax_id": standardize_tax_id(_field(attrs, "tax_id"), country),
-        "national_id": standardize_national_id(_field(attrs, "national_id")),
-        "dob": dob,
-        **_address_features(attrs, country),
+        "tax_id": standardize_tax_id(record.get("tax_id"), country),
+        "national_id": standardize_national_id(record.get("national_id")),
+        "dob": None if dob in _DOB_PLACEHOLDERS else dob,
+        **_address_features(record, address, country),
         "country": country,
-        "domain": domain,
+        "domain": _domain(record, emails),
     }

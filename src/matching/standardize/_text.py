@@ -69,12 +69,21 @@ def _join_han(match: re.Match[str]) -> str:
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
+# unidecode works character by character in Python; most text is ASCII with a few accented
+# letters, so only the non-ASCII runs are handed to it (the result is the same).
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _unidecode_run(match: re.Match[str]) -> str:
+    try:
+        return unidecode(match.group(0))
+    except Exception:  # unidecode tables are data; never let one bad entry escape
+        return ""
+
+
 def _transliterate(text: str) -> str:
     text = _HAN_RUN.sub(_join_han, _SURROGATES.sub("", text))
-    try:
-        return unidecode(text)
-    except Exception:  # unidecode tables are data; never let one bad entry escape
-        return text.encode("ascii", errors="ignore").decode("ascii")
+    return _NON_ASCII_RUN.sub(_unidecode_run, text)
 
 
 def transliterate(text: str) -> str:

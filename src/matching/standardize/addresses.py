@@ -79,6 +79,7 @@ _ONLY_NUMBER = re.compile(rf"^{_MARK}({_HOUSE})$")
 _TRAILING_MARK = re.compile(r"(?:^|\s)(?:no|nr|num|numero|d|dom)$")
 _CARE_OF = re.compile(r"^(?:c\s?/\s?o|attn|attention|z\s?hd|zu\s+handen)\b")
 _HAS_LETTER = re.compile(r"[a-z]")
+_HAS_DIGIT = re.compile(r"\d")
 
 
 def _street_word(token: str) -> str:
@@ -216,9 +217,14 @@ def _split_street(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
     for _ in range(_MAX_PASSES):
         need_number = want_number and parts.house_number is None
         need_unit = want_unit and parts.unit is None
-        if not parts.street:
+        street = parts.street
+        if not (need_number or need_unit) or not street:
             break
-        again = _split_once(parts.street, need_number, need_unit)
+        # Numbers and floors need a digit, units a digit or a unit word: most street names
+        # ("main st") have neither and need no second pass.
+        if not _HAS_DIGIT.search(street) and not (need_unit and _UNIT.search(street)):
+            break
+        again = _split_once(street, need_number, need_unit)
         if again == (None, parts.street, None):
             break
         parts = StreetParts(

@@ -73,6 +73,11 @@ def host_of(text: str) -> str | None:
     return _to_ascii_host(text)
 
 
+def registrable_domain(host: str) -> str | None:
+    """The registrable domain of a normalised host name (as ``host_of`` returns), or None."""
+    return _registrable_domain(host)
+
+
 @lru_cache(maxsize=65536)
 def _registrable_domain(host: str) -> str | None:
     parts = _extractor().extract_str(host)
@@ -116,8 +121,11 @@ def is_free_mail_domain(domain: object) -> bool:
     own domain is not. Accepts anything standardize_domain accepts.
     """
     registrable = standardize_domain(domain)
-    if registrable is None:
-        return False
+    return registrable is not None and is_free_mail_registrable(registrable)
+
+
+def is_free_mail_registrable(registrable: str) -> bool:
+    """is_free_mail_domain for a domain that is already registrable (as standardize_domain gives)."""
     if registrable in _FREE_MAIL_DOMAINS:
         return True
     return registrable.split(".", 1)[0] in _FREE_MAIL_BRANDS

@@ -38,22 +38,16 @@ def _standardize_phone(raw: str, region: str | None) -> str | None:
     national = str(number.national_number)
     if _is_placeholder(national):
         return None
-    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if not _E164.match(formatted):
-        return None
-    if phonenumbers.is_valid_number(number):
-        return formatted
-    # A possible but not valid number is kept too (test and fictional ranges, allocations the
-    # metadata does not know yet): matching needs a consistent key, not a routable line. It
-    # must read back as itself, which odd inputs (leading zeros, letters) do not always do.
+    # The length check is cheap; full validation (number-range patterns) costs as much as the
+    # parse, and matching needs a consistent key rather than a routable line: test and
+    # fictional ranges (555-01xx) and allocations newer than the metadata are kept.
     if phonenumbers.is_possible_number_with_reason(number) != _IS_POSSIBLE:
         return None
-    try:
-        again = phonenumbers.parse(formatted, None)
-    except phonenumbers.NumberParseException:
+    if number.italian_leading_zero and not phonenumbers.is_valid_number(number):
+        # Leading zeros of an impossible number do not survive a second reading.
         return None
-    same = phonenumbers.format_number(again, phonenumbers.PhoneNumberFormat.E164) == formatted
-    return formatted if same else None
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return formatted if _E164.match(formatted) else None
 
 
 def _region(default_region: object) -> str | None:
