@@ -10,6 +10,7 @@ two EM passes on different blocking rules. Nothing is tuned per data set.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -126,7 +127,10 @@ def _training_rules(columns: Sequence[str]) -> list[Any]:
         second = ("family_name", "middle_name")
     else:
         second = ("house_number", "street")
-    return [block_on("given_name", "family_name"), block_on(*second)]
+    rules = [block_on("given_name", "family_name"), block_on(*second)]
+    if "email" in available:
+        rules.append(block_on("email"))
+    return rules
 
 
 def build_linker(
@@ -161,7 +165,12 @@ def train(linker: Linker, columns: Sequence[str]) -> None:
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=1)
     for rule in _training_rules(columns):
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(rule)
+        except ValueError as exc:
+            # Splink refuses an m of exactly 0 (a level never seen among the session's
+            # matches, e.g. tax ids in a session of persons); the other sessions still count.
+            print(f"splink: EM session skipped: {exc}", file=sys.stderr)
 
 
 def run_splink(
