@@ -362,6 +362,16 @@ def test_a_broken_config_file_is_named(tmp_path: Path) -> None:
     assert "'columns' must map canonical fields to column names" in message
 
 
+def test_an_output_in_a_missing_directory_is_refused_before_matching(tmp_path: Path) -> None:
+    source = _dedupe_file(tmp_path)
+    result = runner.invoke(
+        app, ["match", str(source), *PERSON_MAP, "--pairs", str(tmp_path / "no" / "p.jsonl")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--pairs" in _flat(result.output)
+    assert "existing directory" in _flat(result.output)
+
+
 def test_an_unknown_spec_is_refused(tmp_path: Path) -> None:
     source = _dedupe_file(tmp_path)
     message = _bad(tmp_path, str(source), *PERSON_MAP, "--spec", "no-such-spec")

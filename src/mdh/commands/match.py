@@ -135,6 +135,9 @@ def match(
 
     if model is not None and spec is not None:
         _fail("--model and --spec exclude each other: a trained model carries its spec")
+    for option, target in (("--out", out), ("--pairs", pairs), ("--save-model", save_model)):
+        if target is not None and not target.parent.is_dir():
+            _fail(f"{option} {target}: expected a file in an existing directory")
     try:
         files = _read_files(inputs, config, mappings or [], id_column, truth, encoding)
         if link and len(files) < 2:
@@ -159,14 +162,17 @@ def match(
         return
     for warning in run.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-    run.write_clusters(out)
-    if pairs is not None:
-        count = run.write_pairs(pairs)
-        console.print(f"wrote {count:,} scored pairs to {pairs}")
-    if save_model is not None:
-        run.model.save(save_model)
-        console.print(f"wrote the trained model to {save_model}")
-    console.print(f"wrote clusters to {out}")
+    try:
+        run.write_clusters(out)
+        console.print(f"wrote clusters to {out}")
+        if pairs is not None:
+            count = run.write_pairs(pairs)
+            console.print(f"wrote {count:,} scored pairs to {pairs}")
+        if save_model is not None:
+            run.model.save(save_model)
+            console.print(f"wrote the trained model to {save_model}")
+    except OSError as exc:
+        _fail(f"{exc.filename}: cannot write ({exc.strerror})")
     _print_summary(run, elapsed)
     if truth is not None:
         _print_truth_metrics(run, truth)
