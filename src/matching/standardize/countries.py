@@ -13,12 +13,11 @@ _CODE_ALIASES = {"UK": "GB", "EL": "GR"}
 
 @cache
 def _countries() -> tuple[frozenset[str], dict[str, str], dict[str, str]]:
-    """(ISO alpha-2 codes, alpha-3 -> alpha-2, folded name or alias -> alpha-2)."""
+    """(ISO alpha-2 codes, alpha-3 -> alpha-2, folded name or alias -> alpha-2) from the CSV."""
     alpha2: set[str] = set()
     alpha3: dict[str, str] = {}
     names: dict[str, str] = {}
-    rows = read_table("countries.csv")
-    for row in rows:
+    for row in read_table("countries.csv"):
         code = row["iso2"]
         alpha2.add(code)
         alpha3[row["iso3"]] = code
@@ -26,12 +25,23 @@ def _countries() -> tuple[frozenset[str], dict[str, str], dict[str, str]]:
             key = fold(name)
             if key:
                 names.setdefault(key, code)
-    # Names in other languages from the locale data that ships with phonenumbers; English
-    # first, then the other languages in a fixed order, so a clash resolves the same way
-    # every time.
+    return frozenset(alpha2), alpha3, names
+
+
+@cache
+def _localised_names() -> dict[str, str]:
+    """Folded country names in many languages -> alpha-2, from phonenumbers' locale data.
+
+    Loaded on the first name the CSV does not know (it is large). English first, then the
+    other languages in a fixed order, so that a clash resolves the same way every time; a
+    name the CSV has keeps the CSV's code.
+    """
     from phonenumbers.geodata.locale import LOCALE_DATA
 
-    for lang in ["en", *sorted({lang for langs in LOCALE_DATA.values() for lang in langs})]:
+    alpha2, _, csv_names = _countries()
+    names: dict[str, str] = {}
+    languages = sorted({lang for langs in LOCALE_DATA.values() for lang in langs} - {"en"})
+    for lang in ["en", *languages]:
         for code in sorted(LOCALE_DATA):
             if code not in alpha2:
                 continue
@@ -40,14 +50,19 @@ def _countries() -> tuple[frozenset[str], dict[str, str], dict[str, str]]:
             if name.startswith("*"):  # "*xx": same as in language xx
                 name = localised.get(name[1:], "")
             key = fold(name)
-            if key:
+            if key and key not in csv_names:
                 names.setdefault(key, code)
-    return frozenset(alpha2), alpha3, names
+    return names
+
+
+def _find_name(key: str) -> str | None:
+    found = _countries()[2].get(key)
+    return found if found is not None else _localised_names().get(key)
 
 
 @lru_cache(maxsize=4096)
 def _standardize_country(raw: str) -> str | None:
-    alpha2, alpha3, names = _countries()
+    alpha2, alpha3, _ = _countries()
     key = fold(raw)
     if not key:
         return None
@@ -58,9 +73,9 @@ def _standardize_country(raw: str) -> str | None:
             return upper
     if len(upper) == 3 and upper in alpha3:
         return alpha3[upper]
-    found = names.get(key)
+    found = _find_name(key)
     if found is None and key.startswith("the "):
-        found = names.get(key[4:])
+        found = _find_name(key[4:])
     return found
 
 
