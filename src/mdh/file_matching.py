@@ -523,10 +523,12 @@ def _chunks(
         yield names, rows[start : start + _CHUNK_ROWS], default_country
 
 
-def _standardize(
+def standardize_files(
     files: Sequence[InputFile], default_country: str | None, progress: Progress | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Features of every record, in input order; big inputs use one process per core.
+    """Features of every record, in input order, and warnings about unreadable values.
+
+    Big inputs are standardized in chunks by one process per core.
 
     The first chunk of each file is type-checked as soon as it is done, so a column mapped
     to the wrong field fails fast rather than after the whole file.
@@ -641,7 +643,7 @@ def run_matching(
     model, match_spec = _load_model(spec, model_path)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    features, warnings = _standardize(files, default_country, progress)
+    features, warnings = standardize_files(files, default_country, progress)
     seconds["standardize"] = time.perf_counter() - started
     sources = [file.source for file in files for _ in range(len(file))]
     record_ids = [record_id for file in files for record_id in file.record_ids]
