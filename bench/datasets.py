@@ -14,8 +14,8 @@ that the data set has; missing values are ``None``. Run this file to print a sum
 ``--write DIR`` to write CSV files for ``mdh match``::
 
     .venv/bin/python bench/datasets.py --write /tmp/febrl
-    .venv/bin/mdh match /tmp/febrl/febrl4_a.csv /tmp/febrl/febrl4_b.csv --link \\
-        --config /tmp/febrl/febrl.yaml --id record_id --truth truth --out /tmp/clusters.csv
+    cd /tmp/febrl && /work/main/.venv/bin/mdh match febrl4_a.csv febrl4_b.csv --link \\
+        --config febrl4.yaml --spec febrl --truth truth --out clusters.csv
 """
 
 from __future__ import annotations
@@ -214,9 +214,22 @@ LOADERS: dict[str, Callable[[], LabelledDataset]] = {
 
 
 def write_match_config(dataset: LabelledDataset, directory: Path) -> Path:
-    """A `mdh match --config` file mapping the canonical columns onto themselves."""
-    lines = ["id: record_id", "columns:"]
-    lines += [f"  {column}: {column}" for column in dataset.columns]
+    """A `mdh match --config` file: shared columns, plus each file's own under ``files``."""
+    shared = dataset.columns
+    lines = ["id: record_id", "truth: truth", "columns:"]
+    lines += [f"  {column}: {column}" for column in shared]
+    extras = {
+        f"{dataset.name}_{source.name}.csv": [
+            c for c in CANONICAL_COLUMNS if c in source.frame.columns and c not in shared
+        ]
+        for source in dataset.sources
+    }
+    if any(extras.values()):
+        lines.append("files:")
+        for file_name, columns in extras.items():
+            if columns:
+                lines += [f"  {file_name}:", "    columns:"]
+                lines += [f"      {column}: {column}" for column in columns]
     path = directory / f"{dataset.name}.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
