@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from matching.blocking import candidate_pairs
+from matching.blocking import (
+    BlockingRule,
+    group_codes_of,
+    pairs_from_memberships,
+    rule_memberships,
+)
 from matching.cluster import RecordId, cluster_records
 from matching.comparison import parse_date, text_value, values_conflict
 from matching.model import MatchModel
@@ -62,12 +67,9 @@ def score_pairs(
         weights = np.array([model.level_weight(c, lv) for lv in range(comp.n_levels)])
         contribution = weights[levels[:, c]]
         if comp.spec.tf_adjust:
-            tf = np.array(
-                [
-                    0.0 if v is None else model.tf_adjustment(c, comp.tf_key(v))
-                    for v in table.prepared[c]
-                ]
-            )
+            keys = [None if v is None else comp.tf_key(v) for v in table.prepared[c]]
+            adjustment = {k: model.tf_adjustment(c, k) for k in set(keys) if k is not None}
+            tf = np.array([0.0 if k is None else adjustment[k] for k in keys])
             exact = levels[:, c] == 1
             contribution = contribution + np.where(exact, np.minimum(tf[left], tf[right]), 0.0)
         total += contribution
@@ -139,9 +141,14 @@ def dedupe(
     record_ids: list[Any] = list(ids) if ids is not None else list(range(len(records)))
     if len(record_ids) != len(records):
         raise ValueError("ids and records differ in length")
-    keys = [model.blocking_keys(r) for r in records]
-    left, right = candidate_pairs(keys, max_block_size=model.spec.max_block_size, groups=groups)
-    del keys
+    memberships = rule_memberships([BlockingRule(r) for r in model.spec.blocking], records)
+    left, right = pairs_from_memberships(
+        np.concatenate([p for p, _ in memberships]),
+        np.concatenate([k for _, k in memberships]),
+        max_block_size=model.spec.max_block_size,
+        group_codes=group_codes_of(groups),
+    )
+    del memberships
     table = RecordTable(model.spec, records)
     conflicts = conflict_values_of(model, records)
     scores = score_pairs(model, table, left, right, conflicts)

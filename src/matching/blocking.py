@@ -81,6 +81,41 @@ class BlockingRule:
         for part in spec.parts:
             fld, _, transform = part.partition(":")
             self._parts.append((fld, fld in LIST_FEATURES, _transform(transform)))
+        self.has_list_part = any(is_list for _, is_list, _ in self._parts)
+
+    def memberships(
+        self, records: Sequence[Mapping[str, Any]], texts: dict[str, list[str | None]]
+    ) -> tuple[list[int], list[str]]:
+        """``(record positions, keys)`` of all records at once: the batch form of ``keys``.
+
+        ``texts`` caches each field's text values across rules (filled as needed).
+        """
+        if self.has_list_part:
+            positions: list[int] = []
+            keys: list[str] = []
+            for pos, record in enumerate(records):
+                for key in self.keys(record):
+                    positions.append(pos)
+                    keys.append(key)
+            return positions, keys
+        columns: list[list[str | None]] = []
+        for fld, _, transform in self._parts:
+            values = texts.get(fld)
+            if values is None:
+                values = [text_value(r.get(fld)) for r in records]
+                texts[fld] = values
+            encoded = {v: transform(v)[:_MAX_VALUE_CHARS] for v in set(values) if v is not None}
+            columns.append([None if v is None else encoded[v] for v in values])
+        prefix = self.prefix
+        if len(columns) == 1:
+            pairs = [(pos, prefix + v) for pos, v in enumerate(columns[0]) if v]
+        else:
+            pairs = [
+                (pos, prefix + "|".join(vals))
+                for pos, vals in enumerate(zip(*columns, strict=True))
+                if all(vals)
+            ]
+        return [p for p, _ in pairs], [k for _, k in pairs]
 
     def keys(self, features: Mapping[str, Any]) -> list[str]:
         """This rule's keys for one record (none when a part is missing)."""
@@ -117,6 +152,28 @@ class Blocker:
         return out
 
 
+def rule_memberships(
+    rules: Sequence[BlockingRule], records: Sequence[Mapping[str, Any]]
+) -> list[tuple[IntArray, IntArray]]:
+    """Per rule, ``(record positions, key ids)``; key ids are unique across all rules."""
+    texts: dict[str, list[str | None]] = {}
+    key_ids: dict[str, int] = {}
+    out: list[tuple[IntArray, IntArray]] = []
+    for rule in rules:
+        positions, keys = rule.memberships(records, texts)
+        ids = [key_ids.setdefault(k, len(key_ids)) for k in keys]
+        out.append((np.asarray(positions, dtype=np.int64), np.asarray(ids, dtype=np.int64)))
+    return out
+
+
+def group_codes_of(groups: Sequence[Any] | None) -> npt.NDArray[np.intp] | None:
+    """Integer codes of link-mode sources (None in dedupe mode)."""
+    if groups is None:
+        return None
+    _, codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    return codes
+
+
 def candidate_pairs(
     keys_per_record: Sequence[Sequence[str]],
     *,
@@ -141,16 +198,11 @@ def candidate_pairs(
             key_id = key_ids.setdefault(key, len(key_ids))
             rec_list.append(rec)
             key_list.append(key_id)
-    group_codes = None
-    if groups is not None:
-        _, group_codes = np.unique(
-            np.asarray(groups, dtype=object).astype(str), return_inverse=True
-        )
     return pairs_from_memberships(
         np.asarray(rec_list, dtype=np.int64),
         np.asarray(key_list, dtype=np.int64),
         max_block_size=max_block_size,
-        group_codes=group_codes,
+        group_codes=group_codes_of(groups),
     )
 
 

@@ -65,9 +65,16 @@ def cluster_records(
             cannot.setdefault(index[a], set()).add(index[b])
             cannot.setdefault(index[b], set()).add(index[a])
     values = conflict_values or {}
-    comps = [
-        _Component(k, values.get(rid, ()), set(cannot.get(k, ()))) for k, rid in enumerate(order)
-    ]
+    # Components exist only for records that an edge touches; the rest stay singletons.
+    comps: dict[int, _Component] = {}
+
+    def component(k: int) -> _Component:
+        found = comps.get(k)
+        if found is None:
+            found = _Component(k, values.get(order[k], ()), set(cannot.get(k, ())))
+            comps[k] = found
+        return found
+
     owner = list(range(len(order)))
 
     def find(k: int) -> int:
@@ -88,7 +95,7 @@ def cluster_records(
         return True
 
     def join(rx: int, ry: int) -> None:
-        x, y = comps[rx], comps[ry]
+        x, y = component(rx), component(ry)
         if len(x.members) < len(y.members):
             rx, ry, x, y = ry, rx, y, x
         owner[ry] = rx
@@ -115,7 +122,7 @@ def cluster_records(
     )
     for _, ka, kb in ranked:
         ra, rb = find(ka), find(kb)
-        if ra != rb and can_join(comps[ra], comps[rb]):
+        if ra != rb and can_join(component(ra), component(rb)):
             join(ra, rb)
     groups: dict[int, list[int]] = {}
     for k in range(len(order)):
@@ -131,6 +138,10 @@ def _assign_ids(
 ) -> dict[RecordId, RecordId]:
     taken: set[RecordId] = set()
     out: dict[RecordId, RecordId] = {}
+    if not previous:
+        return {
+            member: cid for members in clusters for cid in (min(members),) for member in members
+        }
     votes = [Counter(previous[m] for m in members if m in previous) for members in clusters]
     # Clusters holding the most members of one previous cluster choose first.
     ranked = sorted(

@@ -47,13 +47,11 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 def text_value(value: Any) -> str | None:
     """A feature value as comparable text; None, NaN and blank are missing."""
-    if value is None:
+    if value.__class__ is str:
+        return value.strip() or None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    text = value if isinstance(value, str) else str(value)
-    text = text.strip()
-    return text or None
+    return str(value).strip() or None
 
 
 def list_value(value: Any) -> tuple[str, ...] | None:
@@ -106,6 +104,20 @@ def dates_within_typo(a: DateValue, b: DateValue) -> bool:
     return a.month == b.month and a.day == b.day and abs(a.year - b.year) == 1
 
 
+TextCache = dict[str, list[str | None]]
+
+
+def field_texts(
+    records: Sequence[Mapping[str, Any]], texts: TextCache, field: str
+) -> list[str | None]:
+    """``text_value`` of one field of every record, computed once per cache."""
+    values = texts.get(field)
+    if values is None:
+        values = [text_value(r.get(field)) for r in records]
+        texts[field] = values
+    return values
+
+
 def _factorize(values: Sequence[Any]) -> tuple[IntArray, npt.NDArray[np.object_]]:
     """Codes in sorted order of the distinct non-null values (-1 for missing), and the values."""
     present = sorted({v for v in values if v is not None})
@@ -155,6 +167,10 @@ class Comparison:
         """The value whose equality (mostly) decides the exact level; None: no such value."""
         return self.tf_key(prepared)
 
+    def prepare_many(self, records: Sequence[Mapping[str, Any]], texts: TextCache) -> list[Any]:
+        """``prepare`` of every record (``texts`` caches field texts across comparisons)."""
+        return [self.prepare(r) for r in records]
+
     def column(self, prepared: Sequence[Any]) -> Any:
         """Per-dataset arrays for the vectorised path."""
         return list(prepared)
@@ -185,6 +201,9 @@ class ExactComparison(Comparison):
 
     def prepare(self, features: Mapping[str, Any]) -> str | None:
         return text_value(features.get(self._field))
+
+    def prepare_many(self, records: Sequence[Mapping[str, Any]], texts: TextCache) -> list[Any]:
+        return list(field_texts(records, texts, self._field))
 
     def level(self, a: Any, b: Any) -> int:
         return EXACT_LEVEL if a == b else self.else_level
@@ -233,6 +252,15 @@ class StringComparison(Comparison):
             return text_value(features.get(self._fields[0]))
         values = tuple(text_value(features.get(f)) for f in self._fields)
         return None if all(v is None for v in values) else values
+
+    def prepare_many(self, records: Sequence[Mapping[str, Any]], texts: TextCache) -> list[Any]:
+        columns = [field_texts(records, texts, f) for f in self._fields]
+        if self._single:
+            return list(columns[0])
+        return [
+            None if all(v is None for v in values) else values
+            for values in zip(*columns, strict=True)
+        ]
 
     def tf_key(self, prepared: Any) -> str | None:
         if isinstance(prepared, str):
@@ -363,6 +391,11 @@ class DateComparison(Comparison):
     def prepare(self, features: Mapping[str, Any]) -> DateValue | None:
         return parse_date(features.get(self._field))
 
+    def prepare_many(self, records: Sequence[Mapping[str, Any]], texts: TextCache) -> list[Any]:
+        values = field_texts(records, texts, self._field)
+        parsed = {v: parse_date(v) for v in set(values) if v is not None}
+        return [None if v is None else parsed[v] for v in values]
+
     def exact_key(self, prepared: Any) -> str | None:
         return prepared.digits if isinstance(prepared, DateValue) else None
 
@@ -448,6 +481,11 @@ class NumericComparison(Comparison):
             return None
         found = _NUMBER.search(text)
         return NumberValue(text, float(found.group()) if found else None)
+
+    def prepare_many(self, records: Sequence[Mapping[str, Any]], texts: TextCache) -> list[Any]:
+        values = field_texts(records, texts, self._field)
+        prepared = {v: self.prepare({self._field: v}) for v in set(values) if v is not None}
+        return [None if v is None else prepared[v] for v in values]
 
     def exact_key(self, prepared: Any) -> str | None:
         return prepared.text if isinstance(prepared, NumberValue) else None
@@ -538,6 +576,13 @@ class JointComparison(Comparison):
         values = tuple(p.prepare(features) for p in self.parts)
         return None if all(v is None for v in values) else values
 
+    def prepare_many(self, records: Sequence[Mapping[str, Any]], texts: TextCache) -> list[Any]:
+        columns = [p.prepare_many(records, texts) for p in self.parts]
+        return [
+            None if all(v is None for v in values) else values
+            for values in zip(*columns, strict=True)
+        ]
+
     def exact_key(self, prepared: Any) -> str | None:
         if prepared is None:
             return None
@@ -579,7 +624,17 @@ def build_comparison(spec: ComparisonSpec) -> Comparison:
                 return None
             return inner(features)
 
+        inner_many = comparison.prepare_many
+
+        def prepare_many(records: Sequence[Mapping[str, Any]], texts: TextCache) -> list[Any]:
+            blockers = [field_texts(records, texts, f) for f in unless]
+            return [
+                None if any(b[k] is not None for b in blockers) else value
+                for k, value in enumerate(inner_many(records, texts))
+            ]
+
         comparison.prepare = prepare  # type: ignore[method-assign]
+        comparison.prepare_many = prepare_many  # type: ignore[method-assign]
     return comparison
 
 

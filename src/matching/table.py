@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from matching.comparison import Comparison, build_comparison
+from matching.comparison import Comparison, TextCache, build_comparison
 from matching.spec import MatchSpec
 
 IntArray = npt.NDArray[np.int64]
@@ -22,8 +22,9 @@ class RecordTable:
         self.spec = spec
         self.size = len(records)
         self.comparisons: list[Comparison] = [build_comparison(c) for c in spec.comparisons]
+        texts: TextCache = {}
         self.prepared: list[list[Any]] = [
-            [comp.prepare(r) for r in records] for comp in self.comparisons
+            comp.prepare_many(records, texts) for comp in self.comparisons
         ]
         self.columns: list[Any] = [
             comp.column(values)

@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from matching.blocking import BlockingRule, candidate_pairs
+from matching.blocking import (
+    BlockingRule,
+    group_codes_of,
+    pairs_from_memberships,
+    rule_memberships,
+)
 from matching.model import ComparisonParameters, MatchModel, TfTable, default_parameters
 from matching.spec import MatchSpec
 from matching.table import IntArray, LevelMatrix, RecordTable
@@ -166,22 +171,25 @@ def _random_pairs(
 
 def _exact_u(values: Sequence[str | None], group_codes: npt.NDArray[np.int64]) -> float | None:
     """P(two random records from different groups share the value | both have one)."""
-    by_value: Counter[str] = Counter()
-    by_value_group: Counter[tuple[str, int]] = Counter()
-    by_group: Counter[int] = Counter()
-    for value, group in zip(values, group_codes.tolist(), strict=True):
-        if value is None:
-            continue
-        by_value[value] += 1
-        by_value_group[(value, group)] += 1
-        by_group[group] += 1
-    n = sum(by_group.values())
-    denominator = float(n * n - sum(c * c for c in by_group.values()))
+    lookup: dict[str, int] = {}
+    codes = np.fromiter(
+        (-1 if v is None else lookup.setdefault(v, len(lookup)) for v in values),
+        dtype=np.int64,
+        count=len(values),
+    )
+    present = codes >= 0
+    codes, groups = codes[present], group_codes[present]
+    n = float(len(codes))
+    if n < 2:
+        return None
+    per_group = np.bincount(groups).astype(np.float64)
+    denominator = n * n - float((per_group * per_group).sum())
     if denominator <= 0:
         return None
-    numerator = float(
-        sum(c * c for c in by_value.values()) - sum(c * c for c in by_value_group.values())
-    )
+    per_value = np.bincount(codes).astype(np.float64)
+    _, per_value_group = np.unique(codes * (int(groups.max()) + 1) + groups, return_counts=True)
+    per_value_group = per_value_group.astype(np.float64)
+    numerator = float((per_value * per_value).sum() - (per_value_group * per_value_group).sum())
     return max(numerator / denominator, 0.5 / denominator)
 
 
@@ -259,9 +267,12 @@ def train(
     estimates: list[list[FloatArray]] = [[] for _ in spec.comparisons]
     sessions: list[dict[str, Any]] = []
     rules = [BlockingRule(rule) for rule in spec.blocking]
-    keys_by_rule = [[rule.keys(r) for r in records] for rule in rules]
-    for rule, keys in zip(rules, keys_by_rule, strict=True):
-        left, right = candidate_pairs(keys, max_block_size=spec.max_block_size, groups=groups)
+    memberships = rule_memberships(rules, records)
+    link_codes = group_codes_of(groups)
+    for rule, (positions, key_ids) in zip(rules, memberships, strict=True):
+        left, right = pairs_from_memberships(
+            positions, key_ids, max_block_size=spec.max_block_size, group_codes=link_codes
+        )
         rule_fields = set(rule.spec.fields)
         learn = [not (set(c.fields) & rule_fields) for c in spec.comparisons]
         # Comparisons on the blocked fields sit out: every pair agrees on them by
@@ -294,8 +305,12 @@ def train(
             if keep:
                 estimates[c].append(result.m[c])
     m = [_combine(est) if est else m_start[c] for c, est in enumerate(estimates)]
-    all_keys = [[k for keys in keys_by_rule for k in keys[i]] for i in range(len(records))]
-    left, right = candidate_pairs(all_keys, max_block_size=spec.max_block_size, groups=groups)
+    left, right = pairs_from_memberships(
+        np.concatenate([p for p, _ in memberships]),
+        np.concatenate([k for _, k in memberships]),
+        max_block_size=spec.max_block_size,
+        group_codes=link_codes,
+    )
     n_candidates = len(left)
     if spec.prior is not None:
         prior = spec.prior

@@ -30,7 +30,8 @@ JOINT = joint_comparison(
         ComparisonSpec("street", "token_set", ("street",), (0.8,)),
     ),
 )
-ALL = [JW, GIVEN, LEV, DAMERAU, TOKENS, DATE, NUMBER, EMAILS, EXACT, JOINT]
+UNLESS = ComparisonSpec("street_alone", "exact", ("street",), unless=("family_name",))
+ALL = [JW, GIVEN, LEV, DAMERAU, TOKENS, DATE, NUMBER, EMAILS, EXACT, JOINT, UNLESS]
 
 
 def _label(spec: ComparisonSpec, left: dict[str, Any], right: dict[str, Any]) -> str:
@@ -130,6 +131,7 @@ def test_vectorised_levels_equal_scalar_levels(
 ) -> None:
     comp = build_comparison(spec)
     prepared = [comp.prepare(r) for r in rows]
+    assert comp.prepare_many(rows, {}) == prepared
     column = comp.column(prepared)
     pairs = [(i, j) for i in range(len(rows)) for j in range(len(rows)) if i != j]
     left = np.array([p[0] for p in pairs], dtype=np.int64)
