@@ -236,6 +236,10 @@ class SourceChange:
     ``attributes`` is the source mapping's output in the canonical shape, not yet validated:
     the hub validates it with ``CanonicalParty`` and keeps failures with their errors.
     ``raw`` is the row image as captured (the before-image for a delete, if any).
+    ``unchanged`` names attributes whose source columns the capture did not send (PostgreSQL
+    leaves unchanged TOASTed values out of the log): they are absent from ``attributes``, and
+    the hub keeps the values it has stored for them, and the stored raw columns missing from
+    ``raw``, instead of clearing them.
     """
 
     key: SourceKey
@@ -243,6 +247,7 @@ class SourceChange:
     attributes: Mapping[str, Any]
     raw: Mapping[str, Any] | None
     position: SourcePosition
+    unchanged: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ delivery and concurrent workers depends on the order of these steps:
 1. Lock the batch position (advisory lock on source + partition) and skip the whole batch if
    its offset is already applied. The position is written in step 9, in the same transaction
    as the effects, so a batch is applied exactly once however often it is delivered.
-2. Validate, standardize and compute blocking keys (pure; no locks held yet).
+2. Validate, standardize and compute blocking keys (no locks held yet). A change that names
+   ``unchanged`` attributes (unchanged TOASTed columns) first gets their stored values.
 3. Take advisory locks on every source key and every blocking key of the batch, sorted, before
    any candidate look-up: two workers applying records that share a key take turns, and the
    second sees the first's committed links (READ COMMITTED re-reads per statement), so one
@@ -31,7 +32,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -131,8 +132,9 @@ class BatchApply:
             if done is not None and position.offset <= done:
                 return ApplyResult(batch_skipped=True)
 
-        # 2. validate and standardize
-        prepared = [self._prepare(change) for change in _latest_per_key(changes)]
+        # 2. validate and standardize (unchanged attributes filled in from the stored rows)
+        latest = self._with_stored_unchanged(_latest_per_key(changes))
+        prepared = [self._prepare(change) for change in latest]
         batch_keys = sorted({key for p in prepared for key in p.keys})
 
         # 3. advisory locks on source keys and blocking keys, in one sorted pass
@@ -254,6 +256,49 @@ class BatchApply:
         features = json_safe(self.matcher.standardize(canonical))
         keys = tuple(sorted(set(self.matcher.blocking_keys(features))))
         return _Prepared(change, canonical, None, features, keys)
+
+    def _with_stored_unchanged(self, changes: list[SourceChange]) -> list[SourceChange]:
+        """Give upserts with ``unchanged`` attributes the values stored for their rows.
+
+        Read without locks: one source row's changes come from one ordered stream, and the
+        row's position is checked again under its lock in step 5.
+        """
+        partial = {
+            change.key
+            for change in changes
+            if change.unchanged and change.op is ChangeOp.UPSERT and change.key.pk.strip()
+        }
+        if not partial:
+            return changes
+        table = SourceRecordRow.__table__  # type: ignore[attr-defined]
+        statement = sa.select(
+            table.c.system, table.c.source_table, table.c.pk, table.c.attributes, table.c.raw
+        ).where(
+            sa.tuple_(table.c.system, table.c.source_table, table.c.pk).in_(
+                sorted((k.system, k.table, k.pk) for k in partial)
+            ),
+            table.c.deleted.is_(False),
+        )
+        stored = {
+            SourceKey(system, source_table, pk): (attributes or {}, raw or {})
+            for system, source_table, pk, attributes, raw in self.session.execute(statement)
+        }
+        filled: list[SourceChange] = []
+        for change in changes:
+            found = stored.get(change.key) if change.key in partial else None
+            if found is None:
+                filled.append(change)
+                continue
+            old_attributes, old_raw = found
+            attributes = dict(change.attributes)
+            for name in change.unchanged:
+                if name in old_attributes:
+                    attributes[name] = old_attributes[name]
+            raw = None
+            if change.raw is not None:
+                raw = {**{k: v for k, v in old_raw.items() if k not in change.raw}, **change.raw}
+            filled.append(replace(change, attributes=attributes, raw=raw))
+        return filled
 
     # --- step 4 --------------------------------------------------------------------------
 
