@@ -3,7 +3,8 @@
 Records are the seeded synthetic US customers of ``bench/synthetic.py`` (flat CSV-style
 fields) plus canonical international records (nested addresses, lists), each standardized
 twice: the first pass has distinct values (cache misses, the cost of a new record), the
-second pass hits the memo caches (the cost of a CDC update that changes one attribute).
+second pass hits the memo caches (the cost of a CDC update that changes one attribute) as
+long as each half of ``--records`` fits in them (``CACHE_SIZE`` entries per standardizer).
 Times are process CPU time, so a busy machine does not inflate them.
 
     .venv/bin/python bench/standardize.py --records 100000

@@ -141,26 +141,38 @@ def _is_empty(value: Any) -> bool:
     return False
 
 
+def _rank(item: tuple[int, Any]) -> int:
+    return item[0]
+
+
 class _Record:
     """The attributes of one input record, read in one pass over its keys."""
 
     __slots__ = ("_multi", "_single")
 
     def __init__(self, attributes: Mapping[str, Any]) -> None:
-        single: dict[str, tuple[int, Any]] = {}
+        single: dict[str, Any] = {}
+        ranks: dict[str, int] = {}
         multi: dict[str, list[tuple[int, Any]]] = {}
         for key, value in attributes.items():
-            found = _KEY_TO_ATTRIBUTE.get(key) if type(key) is str else None
-            if found is None or _is_empty(value):
+            found = _KEY_TO_ATTRIBUTE.get(key)
+            if found is None or value is None:
+                continue
+            if type(value) is str:
+                if not value or value.isspace():
+                    continue
+            elif isinstance(value, _CONTAINERS) and not value:
                 continue
             attribute, rank = found
             if attribute in _MULTI_VALUED:
                 multi.setdefault(attribute, []).append((rank, value))
-            elif attribute not in single or rank < single[attribute][0]:
-                single[attribute] = (rank, value)
-        self._single = {attribute: value for attribute, (_, value) in single.items()}
+            elif rank < ranks.get(attribute, len(_KEY_TO_ATTRIBUTE)):
+                single[attribute] = value
+                ranks[attribute] = rank
+        self._single = single
         self._multi = {
-            attribute: [v for _, v in sorted(values)] for attribute, values in multi.items()
+            attribute: [value for _, value in sorted(values, key=_rank)]
+            for attribute, values in multi.items()
         }
 
     def get(self, attribute: str) -> Any:

@@ -36,6 +36,10 @@ _UNIDECODE_SPACES = re.compile(r"\s+")
 _CACHE_MAX_LEN = 128
 """Values up to this length are memoised; longer ones are rare and would bloat the caches."""
 
+CACHE_SIZE = 16384
+"""Entries per memo cache. Repeated values (names, streets, cities) and a record seen again
+on its next change hit; a full set of caches holds about 30 MB."""
+
 
 def to_text(value: object) -> str:
     """Any value as text, never raising: None -> "", bytes decoded leniently, others str()."""
@@ -95,7 +99,7 @@ def transliterate(text: str) -> str:
     return _transliterate(text)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _transliterate_cached(text: str) -> str:
     return _transliterate(text)
 

@@ -8,7 +8,14 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from matching.standardize._data import read_table
-from matching.standardize._text import clip, fold_tokens, limit_tokens, to_text, transliterate
+from matching.standardize._text import (
+    CACHE_SIZE,
+    clip,
+    fold_tokens,
+    limit_tokens,
+    to_text,
+    transliterate,
+)
 from matching.standardize.countries import standardize_country
 
 
@@ -97,7 +104,7 @@ def _rewrite_raw(text: str) -> str:
     return _CALLE.sub("calle ", text)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_street(raw: str) -> str:
     folded = " ".join(fold_tokens(_rewrite_raw(raw)))
     folded = _PO_BOX.sub("po box", folded)
@@ -204,7 +211,7 @@ def _split_once(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
 _MAX_PASSES = 4
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _split_street(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
     """_split_once repeated on its own street name until that finds nothing more.
 
@@ -347,7 +354,7 @@ _POSTCODE_RULES: dict[str, Callable[[str], str | None]] = {
 }
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_postcode(raw: str, country: str | None) -> str | None:
     text = transliterate(raw).upper().strip()
     text = _COUNTRY_PREFIX.sub("", text)
@@ -381,10 +388,10 @@ _CITY_WORDS = {"st": "saint", "ste": "sainte", "mt": "mount", "ft": "fort"}
 _CEDEX = re.compile(r"\bcedex\b.*$")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_city(raw: str) -> str:
-    first = _SEGMENT_SEPARATORS.split(raw, maxsplit=1)[0]
-    tokens = fold_tokens(first)
+    segments = (fold_tokens(segment) for segment in _SEGMENT_SEPARATORS.split(raw))
+    tokens = next((segment for segment in segments if segment), [])
     text = _CEDEX.sub("", " ".join(tokens))
     tokens = [token for token in text.split() if not token.isdigit()] or text.split()
     return " ".join(_CITY_WORDS.get(token, token) for token in limit_tokens(tokens))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache, lru_cache
 
 from matching.standardize._data import read_table
-from matching.standardize._text import clip, fold, to_text
+from matching.standardize._text import CACHE_SIZE, clip, fold, to_text
 
 # Codes that are not ISO alpha-2 but stand for a country in records and VAT numbers.
 _CODE_ALIASES = {"UK": "GB", "EL": "GR"}
@@ -104,7 +104,7 @@ def _regions() -> tuple[dict[tuple[str, str], str], dict[str, set[tuple[str, str
     return by_country, anywhere
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_region(raw: str, country: str | None) -> str | None:
     key = fold(raw)
     if not key:

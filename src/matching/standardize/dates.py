@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from numbers import Number
 
-from matching.standardize._text import fold_tokens, to_text
+from matching.standardize._text import CACHE_SIZE, fold_tokens, to_text
 
 ORDERS = ("DMY", "MDY", "YMD")
 
@@ -100,7 +100,7 @@ def _from_words(text: str) -> str | None:
     return _iso(_year(year), month, int(day))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_date_text(text: str, order: str) -> str | None:
     text = text.strip()
     if not text or len(text) > 64:

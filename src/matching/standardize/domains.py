@@ -11,7 +11,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from matching.standardize._data import read_table
-from matching.standardize._text import clip, to_text
+from matching.standardize._text import CACHE_SIZE, clip, to_text
 
 if TYPE_CHECKING:
     import tldextract
@@ -78,7 +78,7 @@ def registrable_domain(host: str) -> str | None:
     return _registrable_domain(host)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _registrable_domain(host: str) -> str | None:
     parts = _extractor().extract_str(host)
     if not parts.domain or not parts.suffix:
@@ -86,7 +86,7 @@ def _registrable_domain(host: str) -> str | None:
     return f"{parts.domain}.{parts.suffix}"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_domain(raw: str) -> str | None:
     host = host_of(raw)
     return _registrable_domain(host) if host is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from matching.standardize._text import clip, to_text
+from matching.standardize._text import CACHE_SIZE, clip, to_text
 from matching.standardize.domains import host_of
 
 _ANGLE = re.compile(r"<([^<>]*)>")
@@ -20,7 +20,7 @@ _DOTLESS_PROVIDERS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 _MAX_LOCAL = 64
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_email(raw: str) -> str | None:
     text = raw.strip()
     angle = _ANGLE.search(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from matching.standardize._text import to_text, transliterate
+from matching.standardize._text import CACHE_SIZE, to_text, transliterate
 from matching.standardize.countries import standardize_country
 
 # Labels written in front of a number ("VAT No.: DE123456789", "USt-IdNr. ..."); only removed
@@ -117,7 +117,7 @@ def _is_placeholder(compact: str) -> bool:
     return bool(digits) and len(set(digits)) == 1 and len(digits) == len(compact)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_tax_id(raw: str, country: str | None) -> str | None:
     compact = _compact(_LABEL.sub("", raw, count=1))
     if not compact or not _ALNUM.match(compact) or _is_placeholder(compact):
@@ -146,7 +146,7 @@ def standardize_tax_id(text: object, country: str | None = None) -> str | None:
     return _standardize_tax_id(raw, standardize_country(country))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_national_id(raw: str) -> str | None:
     compact = _compact(_LABEL.sub("", raw, count=1))
     if not compact or not _ALNUM.match(compact) or _is_placeholder(compact):

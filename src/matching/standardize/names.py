@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from matching.standardize._data import read_table
-from matching.standardize._text import clip, fold_tokens, limit_tokens, to_text
+from matching.standardize._text import CACHE_SIZE, clip, fold_tokens, limit_tokens, to_text
 
 
 def _load_name_words() -> dict[str, frozenset[str]]:
@@ -122,7 +122,7 @@ def _name_tokens(raw: str) -> list[str]:
     return _strip_titles(fold_tokens(raw))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_person_name(raw: str) -> str:
     return " ".join(_name_tokens(_prepare(raw)))
 
@@ -142,7 +142,7 @@ def _canonical_token(token: str) -> str:
     return NICKNAMES.get(token, token)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _canonical_given_name(raw: str) -> str:
     return " ".join(_canonical_token(token) for token in _standardize_person_name(raw).split())
 
@@ -168,7 +168,7 @@ def _is_title_only(tokens: list[str]) -> bool:
     return all(token in _SUFFIXES or token in _HONORIFICS for token in tokens)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _split_name_parts(raw: str) -> NameParts:
     prepared = _prepare(raw)
     cjk = _cjk_family_first(prepared)

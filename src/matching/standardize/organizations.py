@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from matching.standardize._data import read_table
-from matching.standardize._text import clip, fold_tokens, limit_tokens, to_text
+from matching.standardize._text import CACHE_SIZE, clip, fold_tokens, limit_tokens, to_text
 
 # Dotted or slashed initials are one word: S.A. -> SA, L.L.C. -> LLC, A/S -> AS, I.B.M. -> IBM.
 _INITIALS = re.compile(r"(?<![^\W\d_])(?:[^\W\d_][./])+[^\W\d_](?![^\W\d_])\.?")
@@ -187,7 +187,7 @@ def _strip_forms(tokens: list[str]) -> tuple[list[str], str | None]:
     return tokens, trailing or leading
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _split_org_name(raw: str) -> OrgName:
     text, raw_code = _strip_raw_forms(raw)
     tokens = limit_tokens(_org_tokens(text))

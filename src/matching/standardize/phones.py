@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from matching.standardize._text import to_text
+from matching.standardize._text import CACHE_SIZE, to_text
 
 _MAX_PHONE_CHARS = 64
 _DIGITS = re.compile(r"\d")
@@ -24,7 +24,7 @@ def _is_placeholder(national: str) -> bool:
     return any(national in run or run in national for run in _SEQUENTIAL if len(national) >= 9)
 
 
-@lru_cache(maxsize=131072)
+@lru_cache(maxsize=CACHE_SIZE)
 def _standardize_phone(raw: str, region: str | None) -> str | None:
     text = raw.strip()
     if len(_DIGITS.findall(text)) < 5:
