@@ -141,6 +141,19 @@ def _is_empty(value: Any) -> bool:
     return False
 
 
+def _as_mapping(attributes: object) -> Mapping[str, Any]:
+    """The record as a mapping: a Mapping as it is, a pandas row or similar via ``items()``."""
+    if isinstance(attributes, Mapping):
+        return attributes
+    items = getattr(attributes, "items", None)
+    if callable(items):
+        try:
+            return dict(items())
+        except Exception:  # not a mapping after all: no features rather than an error
+            return {}
+    return {}
+
+
 def _rank(item: tuple[int, Any]) -> int:
     return item[0]
 
@@ -161,7 +174,10 @@ class _Record:
             if type(value) is str:
                 if not value or value.isspace():
                     continue
-            elif isinstance(value, _CONTAINERS) and not value:
+            elif isinstance(value, _CONTAINERS):
+                if not value:
+                    continue
+            elif not to_text(value):  # NaN and the other missing-value markers
                 continue
             attribute, rank = found
             if attribute in _MULTI_VALUED:
@@ -349,7 +365,7 @@ def standardize_record(attributes: Mapping[str, Any]) -> dict[str, Any]:
     - ``domain``: from the website, else from the first e-mail address not at a free-mail
       provider.
     """
-    record = _Record(attributes if isinstance(attributes, Mapping) else {})
+    record = _Record(_as_mapping(attributes))
     address = _first_address(record)
     country = standardize_country(_field(address, "country")) if address is not None else None
     if country is None:

@@ -143,3 +143,10 @@ def test_standardize_tax_id(raw: str, country: str | None, expected: str | None)
 )
 def test_standardize_national_id(raw: str, expected: str | None) -> None:
     assert standardize_national_id(raw) == expected
+
+
+def test_missing_value_markers_are_not_dates() -> None:
+    pd = pytest.importorskip("pandas")
+    assert standardize_date(pd.NaT) is None
+    assert standardize_date(pd.NA) is None
+    assert standardize_date(pd.Timestamp("1980-02-03 10:00")) == "1980-02-03"

@@ -360,3 +360,33 @@ def test_features_of_features_are_the_features(record: dict[str, Any]) -> None:
     for key in ("emails", "email_locals", "phones"):
         assert features[key] == sorted(set(features[key]))
     assert standardize_record(features) == features
+
+
+def test_robert_smith_jr_and_bob_smith_are_the_same_person() -> None:
+    full = standardize_record({"kind": "person", "name": "Robert Smith Jr."})
+    parts = standardize_record({"kind": "person", "given_name": "bob", "family_name": "smith"})
+    for key in ("name", "given_name", "family_name"):
+        assert full[key] == parts[key], key
+    assert full["given_name_raw"] == "robert"
+    assert parts["given_name_raw"] == "bob"
+
+
+def test_rows_of_a_data_frame_are_read_like_dicts() -> None:
+    pd = pytest.importorskip("pandas")
+    row = pd.Series(
+        {
+            "given_name": "Bob",
+            "family_name": "Smith",
+            "phone": 4155552671.0,  # a phone column read as numbers
+            "postcode": 2139.0,  # a ZIP code that lost its leading zero
+            "country": "US",
+            "dob": float("nan"),
+            "email": pd.NA,
+            "city": None,
+        }
+    )
+    features = standardize_record(row)
+    assert features["name"] == "robert smith"
+    assert features["phones"] == ["+14155552671"]
+    assert features["postcode"] == "02139"
+    assert (features["dob"], features["emails"], features["city"]) == (None, [], None)

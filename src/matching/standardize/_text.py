@@ -41,18 +41,33 @@ CACHE_SIZE = 16384
 on its next change hit; a full set of caches holds about 30 MB."""
 
 
+# How data frames spell a missing value; only non-text objects are read this way ("Nan" the
+# text is a name).
+_MISSING_MARKERS = frozenset({"nan", "<NA>", "NaT", "None"})
+
+
 def to_text(value: object) -> str:
-    """Any value as text, never raising: None -> "", bytes decoded leniently, others str()."""
+    """Any value as text, never raising.
+
+    None and missing-value markers (float NaN, pandas NA/NaT) -> ""; bytes decoded leniently;
+    a whole float without its ".0" (a phone or postcode read as a number: 2139.0 -> "2139");
+    anything else str().
+    """
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
     try:
-        return str(value)
+        text = str(value)
     except Exception:  # a broken __str__ must not break standardization
         return ""
+    return "" if text in _MISSING_MARKERS else text
 
 
 def clip(text: str, limit: int = MAX_INPUT_CHARS) -> str:

@@ -18,6 +18,7 @@ _PIVOT = 30
 _EXCEL_EPOCH = date(1899, 12, 30)  # serial 1 = 1900-01-01 after Excel's 1900 leap-year bug
 _EXCEL_MAX = (date(9999, 12, 31) - _EXCEL_EPOCH).days
 
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:$|[T\s_].*$)")
 _COMPACT = re.compile(r"^(\d{8})(?:$|[T\s].*$)")
 _NUMERIC = re.compile(r"^(\d{1,4})[-/.\s]+(\d{1,2})[-/.\s]+(\d{1,4})\.?(?:$|[T\s,].*$)")
@@ -131,10 +132,12 @@ def standardize_date(value: object, order: str = "DMY") -> str | None:
     1980", "February 3rd, 1980"); an 8-digit integer as YYYYMMDD; other numbers as Excel
     serial days. Two-digit years 00-29 are 20xx, 30-99 are 19xx.
     """
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
+    if isinstance(value, date):  # datetime included; pandas NaT is one too, and not a date
+        try:
+            text = (value.date() if isinstance(value, datetime) else value).isoformat()
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            return None
+        return text if isinstance(text, str) and _ISO_DAY.match(text) else None
     if isinstance(value, bool):
         return None
     order = order.upper() if isinstance(order, str) and order.upper() in ORDERS else "DMY"
