@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mdh.commands import db, match
+from mdh.commands import cdc, db, match
 
 app = typer.Typer(
     name="mdh",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(cdc.app, name="cdc")
 app.command(name="match")(match.match)
 
 

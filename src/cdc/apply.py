@@ -1,0 +1,301 @@
+"""The apply loop: a batch of raw Debezium messages in, one hub transaction out.
+
+Every source (embedded engine, Kafka consumer, JSONL replay) hands its batches to
+``ApplyLoop.apply`` and acknowledges upstream only when it returns. Correctness under
+at-least-once delivery depends on this order:
+
+1. The source delivers a batch and waits; nothing of it is acknowledged yet.
+2. Each message is parsed (``cdc.envelope``) and mapped (``cdc.mapping``). A poison message
+   (unparseable, unmappable, failing a mapping) becomes a ``DeadLetter`` carrying its raw key
+   and value bytes, the reason code, the error class, its source and its position. Messages
+   without a row change (tombstones, heartbeats, logical messages, unmapped tables under
+   ``ignore``) are counted and dropped.
+3. Snapshot reads get the snapshot's start as their commit time (see *Positions*).
+4. One ``HubServices.apply_changes`` call stores the changes, the batch position (when the
+   source has one) and the dead letters in one database transaction: a dead letter is stored
+   exactly when the batch that carried it is.
+5. A transient failure (database unreachable, serialization failure or deadlock the hub could
+   not resolve) re-runs step 4 after an exponential backoff with jitter, for as long as it
+   takes; nothing is acknowledged meanwhile. A stop request during the wait raises
+   ``ApplyInterruptedError``: the batch stays unacknowledged and comes again after a restart.
+6. ``apply`` returns after the commit; only then does the source acknowledge (the engine marks
+   the records processed, the Kafka consumer commits its offsets).
+7. Metrics are recorded for the committed batch.
+
+Any other exception is a bug: it propagates, the batch is not acknowledged and the worker
+stops. That is safe because delivery is at-least-once and applying is idempotent.
+
+Positions. Idempotency rests on the per-row position the hub stores with each source record
+(source commit time, LSN, txId): a redelivered change is not newer than what is stored and is
+ignored. A *batch* position lets the hub skip a whole redelivered batch, but only an offset that
+strictly grows with every message is safe for that, because redelivered batches are cut
+differently from the original ones and a batch is skipped whole when its offset is not beyond
+the stored one. Kafka offsets qualify (one position per topic-partition). Debezium's
+PostgreSQL positions do not: the event LSN goes backwards between interleaved transactions
+(a transaction that wrote first may commit last), the commit LSN of the event's own transaction
+is not in the event (``sequence`` carries the previous commit's), one statement can emit two
+events at one LSN (a primary-key change) and all snapshot reads share the snapshot's LSN. So
+embedded-engine and replay batches carry no batch position and rely on per-row positions,
+which a restart mid-snapshot cannot fool: a re-run snapshot has a later start, an interrupted
+one's rows are simply applied when they come.
+
+Snapshot reads carry the time Debezium *read* the row, which can be later than the commit of
+a change that is streamed after the snapshot (it committed after the snapshot's consistent
+point, but before the row was read). Ordered by that time, the newer streamed change would look
+older and be ignored. So a snapshot read is given the time its snapshot started instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+from cdc.envelope import DEFAULT_MAX_MESSAGE_BYTES, ChangeEnvelope, parse_message
+from cdc.errors import CdcError, PoisonMessageError
+from cdc.mapping import ChangeMapper
+from cdc.metrics import CaptureMetrics
+from cdc.raw import RawMessage
+from hub.errors import ConcurrentUpdateError, StoreUnavailableError
+from hub.model import BatchPosition, SourceChange, SourcePosition
+from hub.records import ApplyResult, DeadLetter
+from hub.services import HubServices
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: Final = (
+    StoreUnavailableError,
+    ConcurrentUpdateError,
+    sa_exc.OperationalError,
+    psycopg.OperationalError,
+)
+"""Failures that go away by themselves: retry the batch, acknowledge nothing."""
+
+
+class ApplyInterruptedError(CdcError):
+    """A stop was requested while a batch waited to be retried; it was not applied."""
+
+    def __init__(self, source: str, attempts: int) -> None:
+        self.source = source
+        self.attempts = attempts
+        super().__init__(f"{source}: stopped after {attempts} failed attempts; batch not applied")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for transient failures.
+
+    The n-th retry waits between half and all of ``min(max_seconds, initial * multiplier**n)``
+    (so workers that failed together do not come back together). ``max_attempts`` None retries
+    until the dependency returns or a stop is requested.
+    """
+
+    initial_seconds: float = 0.2
+    max_seconds: float = 30.0
+    multiplier: float = 2.0
+    max_attempts: int | None = None
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        cap = min(self.max_seconds, self.initial_seconds * self.multiplier ** (failures - 1))
+        return cap / 2 + rng.uniform(0, cap / 2)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one ``ApplyLoop.apply`` call did."""
+
+    messages: int
+    changes: int
+    dead_letters: int
+    ignored: int
+    attempts: int
+    result: ApplyResult | None
+    """None when there was nothing to store (only heartbeats, tombstones...)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApplyLoop:
+    """Turns batches of raw messages into hub transactions (see the module docstring).
+
+    Args:
+        hub: the hub services (their engine decides which database).
+        mapper: the validated source mappings.
+        label: names this loop in logs and metrics (``crm``, ``kafka:mdh``...).
+        metrics: where committed batches are accounted, if anywhere.
+        retry: the backoff for transient failures.
+        stop: set to interrupt retries (the batch is then left unacknowledged).
+        max_message_bytes: larger messages are dead-lettered unparsed.
+    """
+
+    def __init__(
+        self,
+        hub: HubServices,
+        mapper: ChangeMapper,
+        *,
+        label: str,
+        metrics: CaptureMetrics | None = None,
+        retry: RetryPolicy | None = None,
+        stop: threading.Event | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        clock: Callable[[], datetime] = utc_now,
+        seed: int | None = None,
+    ) -> None:
+        self.hub = hub
+        self.mapper = mapper
+        self.label = label
+        self.metrics = metrics
+        self.retry = retry or RetryPolicy()
+        self.stop = stop or threading.Event()
+        self.max_message_bytes = max_message_bytes
+        self.clock = clock
+        self._rng = random.Random(seed)
+        self._snapshot_started: dict[str, datetime] = {}
+
+    def __call__(self, messages: list[RawMessage]) -> None:
+        """The embedded engine's batch callback: apply, without a batch position."""
+        self.apply(messages)
+
+    def apply(
+        self, messages: Sequence[RawMessage], position: BatchPosition | None = None
+    ) -> BatchOutcome:
+        """Apply one batch; returns once it is committed.
+
+        Raises:
+            ApplyInterruptedError: ``stop`` was set while a transient failure was retried.
+            Exception: anything that is neither poison nor transient (a bug).
+        """
+        # 2. parse and map; 3. snapshot reads get the snapshot's start time
+        changes: list[SourceChange] = []
+        streamed: list[datetime] = []
+        letters: list[DeadLetter] = []
+        ignored = 0
+        for message in messages:
+            envelope: ChangeEnvelope | None = None
+            try:
+                envelope = parse_message(message, max_message_bytes=self.max_message_bytes)
+                change = self.mapper.map_change(envelope)
+            except PoisonMessageError as exc:
+                letters.append(self._dead_letter(message, envelope, exc))
+                continue
+            if change is None:
+                ignored += 1
+                continue
+            source = envelope.source
+            assert source is not None  # map_change returns changes only for row events
+            if source.in_snapshot:
+                change = self._at_snapshot_start(source.name, source.snapshot, change)
+            else:
+                self._snapshot_started.pop(source.name, None)
+                streamed.append(change.position.committed_at)
+            changes.append(change)
+
+        if not changes and not letters:
+            self._record(len(messages), [], [], 0, ignored)
+            return BatchOutcome(len(messages), 0, 0, ignored, 0, None)
+
+        # 4. one transaction; 5. transient failures retried, nothing acknowledged meanwhile
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                result = self.hub.apply_changes(changes, position, dead_letters=letters)
+                break
+            except TRANSIENT_ERRORS as exc:
+                if self.retry.max_attempts is not None and attempts >= self.retry.max_attempts:
+                    raise
+                pause = self.retry.delay(attempts, self._rng)
+                logger.warning(
+                    "%s: batch of %d messages not applied (attempt %d: %s); retrying in %.1fs",
+                    self.label,
+                    len(messages),
+                    attempts,
+                    exc,
+                    pause,
+                )
+                if self.stop.wait(pause):
+                    raise ApplyInterruptedError(self.label, attempts) from exc
+        if attempts > 1:
+            logger.info("%s: batch applied after %d attempts", self.label, attempts)
+
+        # 7. metrics of the committed batch
+        self._record(len(messages), changes, streamed, len(letters), ignored)
+        return BatchOutcome(len(messages), len(changes), len(letters), ignored, attempts, result)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _at_snapshot_start(self, source: str, marker: str, change: SourceChange) -> SourceChange:
+        committed_at = change.position.committed_at
+        started = self._snapshot_started.get(source)
+        if started is None or marker == "first" or committed_at < started:
+            started = self._snapshot_started[source] = committed_at
+        if started == committed_at:
+            return change
+        position = SourcePosition(
+            lsn=change.position.lsn, tx_id=change.position.tx_id, committed_at=started
+        )
+        return dataclasses.replace(change, position=position)
+
+    def _dead_letter(
+        self, message: RawMessage, envelope: ChangeEnvelope | None, exc: PoisonMessageError
+    ) -> DeadLetter:
+        position: dict[str, Any] = {}
+        if message.topic:
+            position["topic"] = message.topic
+        if message.partition is not None:
+            position["partition"] = message.partition
+        if message.offset is not None:
+            position["offset"] = message.offset
+        source_name = ""
+        if envelope is not None and envelope.source is not None:
+            info = envelope.source
+            source_name = info.name
+            position.update(
+                {
+                    k: v
+                    for k, v in (("lsn", info.lsn), ("tx_id", info.tx_id), ("ts_ms", info.ts_ms))
+                    if v is not None
+                }
+            )
+        if not source_name and message.topic:
+            source_name = message.topic.split(".", 1)[0]
+        logger.warning("%s: dead-lettered a message (%s)", self.label, exc)
+        return DeadLetter(
+            source=source_name or self.label,
+            raw_key=message.key,
+            raw_value=message.value,
+            reason=str(exc),
+            error_class=type(exc).__name__,
+            position=position or None,
+        )
+
+    def _record(
+        self,
+        events: int,
+        changes: Sequence[SourceChange],
+        streamed: Sequence[datetime],
+        dead_letters: int,
+        ignored: int,
+    ) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.record_batch(
+            self.label,
+            events=events,
+            changes=len(changes),
+            dead_letters=dead_letters,
+            ignored=ignored,
+            applied_at=self.clock(),
+            commit_times=[c.position.committed_at for c in changes],
+            streamed_commit_times=streamed,
+        )
