@@ -367,7 +367,9 @@ def _person_name(
     return PersonName(given, family, family2, script)
 
 
-def _free_mail(rng: random.Random, vocab: Vocabulary, country: Country, name: PersonName) -> str:
+def free_mail_address(
+    rng: random.Random, vocab: Vocabulary, country: Country, name: PersonName
+) -> str:
     domains, cumulative = vocab.email_domains[country.code]
     point = rng.random() * cumulative[-1]
     domain = next(d for d, c in zip(domains, cumulative, strict=True) if point < c)
@@ -390,7 +392,7 @@ def _free_mail(rng: random.Random, vocab: Vocabulary, country: Country, name: Pe
     return f"{local}@{domain}"
 
 
-def _company_mail(pattern: int, name: PersonName, domain: str) -> str:
+def company_mail_address(pattern: int, name: PersonName, domain: str) -> str:
     given, family = slug(name.given_latin), slug(name.family.latin)
     local = (
         f"{given}.{family}",
@@ -495,10 +497,10 @@ def build_customer(
     if kind == "person":
         gender = "m" if rng.random() < 0.5 else "f"
         name = _person_name(rng, vocab, country, lang, gender, shape.nonlatin_share)
-        email = _free_mail(rng, vocab, country, name) if rng.random() < 0.93 else None
+        email = free_mail_address(rng, vocab, country, name) if rng.random() < 0.93 else None
         previous_email = None
         if email is not None and rng.random() < shape.changed_email_share:
-            previous_email = _free_mail(rng, vocab, country, name)
+            previous_email = free_mail_address(rng, vocab, country, name)
             if previous_email == email:
                 previous_email = None
         phone = make_phone(country, city.area_code, rng, mobile=rng.random() < 0.8)
@@ -572,10 +574,10 @@ def build_customer(
     for position in range(1 + (rng.random() < 0.5) + (rng.random() < 0.2)):
         gender = "m" if rng.random() < 0.5 else "f"
         name = _person_name(rng, vocab, country, lang, gender, shape.nonlatin_share)
-        contact_mail = _company_mail(mail_pattern, name, domain)
+        contact_mail = company_mail_address(mail_pattern, name, domain)
         previous = None
         if rng.random() < shape.changed_email_share:
-            previous = _free_mail(rng, vocab, country, name)
+            previous = free_mail_address(rng, vocab, country, name)
         direct = rng.random()
         if direct < 0.5:
             contact_phone: Phone | None = make_phone(country, city.area_code, rng, mobile=False)
@@ -625,7 +627,7 @@ def build_customer(
     )
 
 
-def _address_attributes(address: Address) -> dict[str, Any]:
+def address_attributes(address: Address) -> dict[str, Any]:
     lines = [address.line()]
     if address.unit:
         lines.append(address.unit)
@@ -675,7 +677,7 @@ def true_attributes(customer: Customer) -> dict[str, Any]:
             out["website"] = customer.website
         if customer.org.native:
             out["extra"] = {"native_name": customer.org.native_legal_name}
-    out["addresses"] = [_address_attributes(customer.address)]
+    out["addresses"] = [address_attributes(customer.address)]
     out["currency"] = customer.currency
     out["payment_terms"] = customer.payment_term
     out["credit_limit"] = str(customer.credit_limit)

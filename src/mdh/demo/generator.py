@@ -67,7 +67,6 @@ DEFAULT_OVERLAP: dict[str, float] = {
 }
 DEFAULT_DUPLICATE_RATE: dict[str, float] = {"crm": 0.08, "billing": 0.03, "erp": 0.05}
 
-_RECORD_STREAM = 0x5DEECE66D
 _SYSTEM_OFFSET_DAYS = {"crm": 0, "billing": 60, "erp": 120}
 
 
@@ -121,18 +120,36 @@ class GeneratorConfig:
         return {key: weight / total for key, weight in self.overlap.items()}
 
     def to_json(self) -> dict[str, Any]:
+        """The configuration as JSON. Weighted choices depend on order, so weights are lists of
+        pairs (a JSON object's key order does not survive jsonb)."""
         shape = asdict(self.shape)
         shape["as_of"] = self.shape.as_of.isoformat()
-        shape["countries"] = dict(self.shape.countries)
+        shape["countries"] = [list(pair) for pair in self.shape.countries]
         return {
             "customers": self.customers,
             "seed": self.seed,
             "shape": shape,
-            "overlap": dict(self.overlap),
+            "overlap": [[key, weight] for key, weight in self.overlap.items()],
             "duplicate_rate": dict(self.duplicate_rate),
             "corruption": asdict(self.corruption),
             "contact_duplicate_rate": self.contact_duplicate_rate,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GeneratorConfig:
+        """The inverse of ``to_json``."""
+        shape = dict(data["shape"])
+        shape["as_of"] = datetime.fromisoformat(shape["as_of"])
+        shape["countries"] = tuple((code, float(weight)) for code, weight in shape["countries"])
+        return cls(
+            customers=int(data["customers"]),
+            seed=int(data["seed"]),
+            shape=WorldShape(**shape),
+            overlap={key: float(weight) for key, weight in data["overlap"]},
+            duplicate_rate={key: float(value) for key, value in data["duplicate_rate"].items()},
+            corruption=Corruption(**data["corruption"]),
+            contact_duplicate_rate=float(data["contact_duplicate_rate"]),
+        )
 
 
 @dataclass
@@ -181,7 +198,7 @@ class WorldBuilder:
         self.vocab = vocab or load_vocabulary()
         self.ids = IdAllocator(random.Random(config.seed))
         self.writer = RecordWriter(self.vocab, self.ids)
-        self._emails: set[str] = set()
+        self.used_emails: set[str] = set()
         shares = config.overlap_shares()
         self._combos = [frozenset(key.split("+")) for key in shares]
         cumulative, total = [], 0.0
@@ -198,9 +215,9 @@ class WorldBuilder:
         if rng is not None:
             rng.seed(seed)
         customer = build_customer(index, seed, self.vocab, self.config.shape, rng)
-        return self._unique_emails(customer)
+        return self.unique_emails(customer)
 
-    def _unique_emails(self, customer: Customer) -> Customer:
+    def unique_emails(self, customer: Customer) -> Customer:
         """Two people never share an e-mail address: a clash gets a number, as providers do."""
         rng: random.Random | None = None
 
@@ -209,11 +226,11 @@ class WorldBuilder:
             if email is None:
                 return None
             candidate = email
-            while candidate in self._emails:
+            while candidate in self.used_emails:
                 rng = rng or random.Random(customer.seed ^ 0xE3A11)
                 local, _, domain = email.partition("@")
                 candidate = f"{local}{rng.randrange(2, 1000)}@{domain}"
-            self._emails.add(candidate)
+            self.used_emails.add(candidate)
             return candidate
 
         def person(p: Person) -> Person:
@@ -247,14 +264,12 @@ class WorldBuilder:
         self,
         customer: Customer,
         batch: Batch,
-        rng: random.Random | None = None,
-        origin: str = "seed",
+        rng: random.Random,
     ) -> frozenset[str]:
         """Write the customer's records into ``batch`` (rows and truth); returns its systems.
 
-        ``rng`` is the customer's record stream (by default one seeded from its seed)."""
+        ``rng`` is the customer's stream, positioned after ``customer(index, rng)``."""
         config = self.config
-        rng = rng or random.Random(customer.seed ^ _RECORD_STREAM)
         systems = self.systems_for(rng)
         as_of = config.shape.as_of
         seen: set[tuple[str, str, str]] = set()
@@ -269,7 +284,7 @@ class WorldBuilder:
                     emitted.pk,
                     emitted.entity_id,
                     key in seen,
-                    origin,
+                    "seed",
                     created,
                 )
             )
@@ -284,46 +299,65 @@ class WorldBuilder:
                 count = 3 if rng.random() < 0.2 else 2
             for number in range(count):
                 duplicate = number > 0
-                rates = self._dup if duplicate else config.corruption
                 created, modified = _record_times(customer, system, duplicate, rng, as_of)
-                contact_share = (0.85, 0.3) if system == "crm" else (0.6, 0.2)
+                crm_id = crm_ids[0] if crm_ids and rng.random() < 0.5 else None
+                emitted = self.system_records(
+                    customer, system, rng, duplicate, created, modified, crm_id
+                )
                 if system == "crm":
-                    account = self.writer.crm_account(customer, rng, rates, created, modified)
-                    emit(account, created)
-                    crm_ids.append(account.pk)
-                    for contact in customer.contacts:
-                        if rng.random() >= contact_share[duplicate]:
-                            continue
-                        for again in range(1 + (rng.random() < config.contact_duplicate_rate)):
-                            emit(
-                                self.writer.crm_contact(
-                                    contact,
-                                    customer,
-                                    account.pk,
-                                    rng,
-                                    self._dup if again else rates,
-                                    created,
-                                    modified,
-                                ),
-                                created,
-                            )
-                elif system == "billing":
-                    crm_id = crm_ids[0] if crm_ids and rng.random() < 0.5 else None
-                    account, bill_to = self.writer.billing_account(
-                        customer, rng, rates, created, modified, crm_id
-                    )
-                    emit(account, created)
-                    emit(bill_to, created)
-                else:
-                    kna1 = self.writer.erp_customer(customer, rng, rates, created)
-                    emit(kna1, created)
-                    for contact in customer.contacts:
-                        if rng.random() < contact_share[duplicate]:
-                            emit(
-                                self.writer.erp_contact(contact, customer, kna1.pk, rng, rates),
-                                created,
-                            )
+                    crm_ids.append(emitted[0].pk)
+                for item in emitted:
+                    emit(item, created)
         return systems
+
+    def system_records(
+        self,
+        customer: Customer,
+        system: str,
+        rng: random.Random,
+        duplicate: bool,
+        created: datetime,
+        modified: datetime,
+        crm_id: str | None = None,
+    ) -> list[Emitted]:
+        """One record of the customer in ``system``: the customer row first, then the contact
+        rows that come with it. A duplicate deviates more and carries fewer contacts.
+        ``crm_id`` is the CRM account id a billing account may refer to."""
+        rates = self._dup if duplicate else self.config.corruption
+        writer = self.writer
+        if system == "crm":
+            account = writer.crm_account(customer, rng, rates, created, modified)
+            out = [account]
+            share = 0.3 if duplicate else 0.85
+            for contact in customer.contacts:
+                if rng.random() >= share:
+                    continue
+                again = 1 + (rng.random() < self.config.contact_duplicate_rate)
+                for copy in range(again):
+                    out.append(
+                        writer.crm_contact(
+                            contact,
+                            customer,
+                            account.pk,
+                            rng,
+                            self._dup if copy else rates,
+                            created,
+                            modified,
+                        )
+                    )
+            return out
+        if system == "billing":
+            account, bill_to = writer.billing_account(
+                customer, rng, rates, created, modified, crm_id
+            )
+            return [account, bill_to]
+        kna1 = writer.erp_customer(customer, rng, rates, created)
+        out = [kna1]
+        share = 0.2 if duplicate else 0.6
+        for contact in customer.contacts:
+            if rng.random() < share:
+                out.append(writer.erp_contact(contact, customer, kna1.pk, rng, rates))
+        return out
 
     def entities(self, customer: Customer, batch: Batch) -> None:
         """The truth about the customer and its contact persons."""

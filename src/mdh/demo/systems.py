@@ -55,13 +55,18 @@ def salesforce_id(key_prefix: str, number: int) -> str:
         number, remainder = divmod(number, 62)
         digits.append(_BASE62[remainder])
     id15 = key_prefix + SALESFORCE_POD + "0" + "".join(reversed(digits))
+    return id15 + salesforce_checksum(id15)
+
+
+def salesforce_checksum(id15: str) -> str:
+    """The suffix that makes a 15-character Salesforce id case-insensitively unique: per
+    5-character chunk, the letter indexed by the bits of its upper-case positions."""
     bits = id15.translate(_CASE_BITS)
-    suffix = (
+    return (
         _SUFFIX[int(bits[4::-1], 2)]
         + _SUFFIX[int(bits[9:4:-1], 2)]
         + _SUFFIX[int(bits[14:9:-1], 2)]
     )
-    return id15 + suffix
 
 
 def salesforce_number(record_id: str) -> int:
@@ -167,6 +172,14 @@ _POSTCODE = (("canonical", 0.82), ("compact", 0.9), ("extended", 0.95), ("lower"
 _TAX = (("canonical", 0.72), ("spaced", 0.85), ("bare", 0.95), ("lower", 1.0))
 
 
+def _cross_script(customer: Customer) -> bool:
+    """Whether some system may write the customer in another script than the others: then
+    its phone number is what links the records, and no record leaves it out."""
+    if customer.country.code == "JP":
+        return True
+    return customer.person is not None and customer.person.name.script != "latin"
+
+
 def pacific(moment: datetime) -> datetime:
     """A UTC moment as the billing tenant writes it: local time without zone."""
     return (moment + _BILLING_OFFSET).replace(tzinfo=None)
@@ -254,7 +267,9 @@ class RecordWriter:
             )
             email, stale_email = write_email(person.email, person.previous_email, rng, rates)
             phone = write_phone(person.phone, rng, rates)
-            if phone is None and (email is None or stale_email) and written.stale:
+            if phone is None and (
+                _cross_script(customer) or ((email is None or stale_email) and written.stale)
+            ):
                 phone = person.phone
             full = (
                 f"{family} {given}"
@@ -295,7 +310,7 @@ class RecordWriter:
         if rng.random() < 0.03:
             name = name.upper()
         phone = write_phone(customer.phone, rng, rates)
-        if phone is None and written.stale:
+        if phone is None and (written.stale or _cross_script(customer)):
             phone = customer.phone
         website = customer.website
         if website is not None:
@@ -381,6 +396,7 @@ class RecordWriter:
         crm_id: str | None,
         record_id: str | None = None,
         contact_id: str | None = None,
+        account_number: str | None = None,
     ) -> tuple[Emitted, Emitted]:
         """The account and its bill-to contact."""
         code = customer.country.code
@@ -392,7 +408,9 @@ class RecordWriter:
             core, legal, _ = write_org_name(customer.org, self.vocab, rng, rates, False, code)
             name = _join_name(core, legal, False, False)
             kind = "Business"
-            vat = customer.tax_id if code in VAT_COUNTRIES else None
+            # Invoices must show the tax registration: VAT ids in Europe, the ABN, the GST/HST
+            # number and the Japanese invoice registration number elsewhere; none in the US.
+            vat = customer.tax_id if code != "US" else None
             if vat is not None and rng.random() >= rates.missing:
                 vatid: str | None = format_tax_id(vat, code, _styled(rng, _TAX))
             else:
@@ -406,7 +424,7 @@ class RecordWriter:
         balance = Decimal(int(rng.random() * float(customer.credit_limit or 1000) * 50)) / 100
         account_row: Row = (
             account_id,
-            self.ids.zuora_account_number(),
+            account_number or self.ids.zuora_account_number(),
             name,
             kind if rng.random() >= rates.missing * 0.5 else None,
             customer.currency,
@@ -430,9 +448,13 @@ class RecordWriter:
             stale_email = False
         else:
             email, stale_email = write_email(bill_to.email, bill_to.previous_email, rng, rates)
-        phone = write_phone(bill_to.phone or customer.phone, rng, rates)
-        if phone is None and (email is None or stale_email) and written.stale:
-            phone = bill_to.phone or customer.phone
+        # Accounts payable often gives the switchboard rather than a direct line.
+        true_phone = customer.phone if rng.random() < 0.5 else (bill_to.phone or customer.phone)
+        phone = write_phone(true_phone, rng, rates)
+        if phone is None and (
+            _cross_script(customer) or ((email is None or stale_email) and written.stale)
+        ):
+            phone = true_phone
         state: str | None = None
         if written.country in _REGION_COUNTRIES:
             state = written.region_name if written.country != "IT" else written.region
@@ -505,9 +527,8 @@ class RecordWriter:
             else:
                 name1, name2 = _split35(upper(f"{family}, {given}"))
             salutation = anred[1] if person.gender == "m" else anred[2]
-            phone = write_phone(person.phone, rng, rates)
-            if phone is None and written.stale:
-                phone = person.phone
+            # The ERP keeps no e-mail for a customer: a person's phone is never left out.
+            phone = person.phone
             natural = "X"
         else:
             assert customer.org is not None
@@ -521,7 +542,7 @@ class RecordWriter:
                 name1, name2 = _split35(upper(_join_name(core, legal, False, False)))
             salutation = anred[0]
             phone = write_phone(customer.phone, rng, rates)
-            if phone is None and (tax is None or written.stale):
+            if phone is None and (tax is None or written.stale or _cross_script(customer)):
                 phone = customer.phone
             natural = ""
         street = written.street
