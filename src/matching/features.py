@@ -25,6 +25,7 @@ from matching.standardize import (
     standardize_date,
     standardize_domain,
     standardize_email,
+    standardize_house_number,
     standardize_legal_form,
     standardize_national_id,
     standardize_person_name,
@@ -32,6 +33,7 @@ from matching.standardize import (
     standardize_postcode,
     standardize_region,
     standardize_tax_id,
+    standardize_unit,
 )
 from matching.standardize._text import to_text
 from matching.standardize.domains import is_free_mail_registrable, registrable_domain
@@ -116,7 +118,6 @@ _ADDRESS_FIELDS = ("lines", "city", "region", "postal_code", "country")
 
 _EMAIL_SPLIT = re.compile(r"[;,\s]+")
 _PHONE_SPLIT = re.compile(r"[;|\n]+")
-_BLANKS = re.compile(r"\s+")
 
 # Countries that write numeric dates month first.
 _MONTH_FIRST = frozenset({"US", "PH", "FM", "MH", "PW", "AS", "GU", "MP", "PR", "VI", "UM"})
@@ -260,8 +261,8 @@ def _address_features(record: _Record, address: Any, country: str | None) -> dic
         value = _field(address, address_key) if address is not None else None
         return record.get(attribute) if _is_empty(value) else value
 
-    given_number = _or_none(_BLANKS.sub("", to_text(record.get("house_number"))).lower())
-    given_unit = _or_none(" ".join(to_text(record.get("unit")).lower().split()))
+    given_number = standardize_house_number(record.get("house_number"))
+    given_unit = standardize_unit(record.get("unit"))
     street = None
     number, unit = given_number, given_unit
     if lines:

@@ -9,9 +9,11 @@ from matching.standardize import (
     split_street_parts,
     standardize_city,
     standardize_country,
+    standardize_house_number,
     standardize_postcode,
     standardize_region,
     standardize_street,
+    standardize_unit,
 )
 from matching.standardize.addresses import STREET_WORDS
 
@@ -98,6 +100,48 @@ def test_standardize_street(raw: str, expected: str) -> None:
 )
 def test_split_street(raw: str, number: str | None, street: str, unit: str | None) -> None:
     assert split_street(raw) == (number, street, unit)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Apt 4B", "4b"),
+        ("#4B", "4b"),
+        ("Suite 4 B", "4b"),
+        ("4b", "4b"),
+        ("Flat C", "c"),
+        ("Whg. 3", "3"),
+        ("Top 5/3", "5/3"),
+        ("Apt", None),
+        ("", None),
+    ],
+)
+def test_standardize_unit(raw: str, expected: str | None) -> None:
+    assert standardize_unit(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("12", "12"),
+        ("12 A", "12a"),
+        ("No. 12a", "12a"),
+        ("Nr. 5", "5"),
+        ("n° 7", "7"),
+        ("12-14", "12-14"),
+        ("#12", "12"),
+        ("", None),
+    ],
+)
+def test_standardize_house_number(raw: str, expected: str | None) -> None:
+    assert standardize_house_number(raw) == expected
+
+
+@pytest.mark.parametrize("line", ["123 Main St Apt 4B", "Flat C, 12 High St", "Hauptstr. 12 a"])
+def test_split_parts_read_back_unchanged(line: str) -> None:
+    number, _, unit = split_street(line)
+    assert standardize_house_number(number) == number
+    assert unit is None or standardize_unit(unit) == unit
 
 
 def test_split_street_can_leave_the_number_in_place() -> None:

@@ -23,6 +23,7 @@ from matching.standardize import (
     standardize_date,
     standardize_domain,
     standardize_email,
+    standardize_house_number,
     standardize_legal_form,
     standardize_national_id,
     standardize_org_name,
@@ -32,6 +33,7 @@ from matching.standardize import (
     standardize_region,
     standardize_street,
     standardize_tax_id,
+    standardize_unit,
 )
 
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -169,6 +171,8 @@ ONE_ARG_OPTIONAL: list[tuple[str, Callable[[object], str | None]]] = [
     ("standardize_country", standardize_country),
     ("standardize_national_id", standardize_national_id),
     ("standardize_legal_form", standardize_legal_form),
+    ("standardize_house_number", standardize_house_number),
+    ("standardize_unit", standardize_unit),
 ]
 TWO_ARG_OPTIONAL: list[tuple[str, Callable[[object, str | None], str | None]]] = [
     ("standardize_phone", standardize_phone),
@@ -256,8 +260,12 @@ def test_split_street_leaves_nothing_to_split(text: str) -> None:
     assert again.street == street or number is not None or unit is not None
     if number is None:
         assert again.house_number is None
+    else:
+        assert standardize_house_number(number) == number
     if unit is None:
         assert again.unit is None
+    else:
+        assert standardize_unit(unit) == unit
 
 
 @PROPERTY

@@ -252,6 +252,13 @@ def test_flat_records_may_give_scalars_for_lists_and_lists_for_scalars() -> None
     )
 
 
+def test_a_unit_column_and_a_unit_in_the_street_line_agree() -> None:
+    column = standardize_record({"street": "123 Main St", "unit": "Apt. 4B", "country": "US"})
+    inline = standardize_record({"street": "123 Main St #4b", "country": "US"})
+    assert (column["house_number"], column["street"], column["unit"]) == ("123", "main st", "4b")
+    assert (inline["house_number"], inline["street"], inline["unit"]) == ("123", "main st", "4b")
+
+
 def test_a_separate_house_number_column_is_used_as_is() -> None:
     features = standardize_record(
         {"street": "Hauptstraße", "house_number": "12 A", "postcode": "1067", "country": "DE"}

@@ -10,8 +10,10 @@ from matching.standardize.addresses import (
     split_street,
     split_street_parts,
     standardize_city,
+    standardize_house_number,
     standardize_postcode,
     standardize_street,
+    standardize_unit,
 )
 from matching.standardize.countries import standardize_country, standardize_region
 from matching.standardize.dates import standardize_date
@@ -52,6 +54,7 @@ __all__ = [
     "standardize_date",
     "standardize_domain",
     "standardize_email",
+    "standardize_house_number",
     "standardize_legal_form",
     "standardize_national_id",
     "standardize_org_name",
@@ -61,4 +64,5 @@ __all__ = [
     "standardize_region",
     "standardize_street",
     "standardize_tax_id",
+    "standardize_unit",
 ]

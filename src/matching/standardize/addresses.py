@@ -264,6 +264,50 @@ def split_street_parts(
     return _split_street(clip(to_text(text)), want_number, want_unit)
 
 
+_UNIT_WORD_SET = frozenset(_UNIT_WORDS.split("|")) | {"no", "nr", "number"}
+_HOUSE_MARKS = frozenset({"no", "nr", "num", "numero", "number", "d", "dom"})
+_KEEP_IN_IDS = re.compile(r"[^a-z0-9/-]+")
+
+
+_ID_TABLE = str.maketrans({",": " ", ";": " ", "#": " "})
+_MAX_ID_CHARS = 32
+
+
+def _identifier(raw: str, marks: frozenset[str]) -> str | None:
+    text = transliterate(_NUMERO.sub(" no ", raw)).lower().translate(_SPLIT_TABLE)
+    tokens = text.translate(_ID_TABLE).split()
+    while tokens and tokens[0] in marks:
+        tokens = tokens[1:]
+    joined = _KEEP_IN_IDS.sub("", "".join(tokens)).strip("-/")
+    return joined[:_MAX_ID_CHARS].strip("-/") or None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _standardize_unit(raw: str) -> str | None:
+    return _identifier(raw, _UNIT_WORD_SET)
+
+
+def standardize_unit(text: object) -> str | None:
+    """A unit (flat, apartment, suite) given in a field of its own, as split_street writes it.
+
+    "Apt 4B", "#4B", "Suite 4 B" and "4b" all give "4b"; None when empty.
+    """
+    return _standardize_unit(clip(to_text(text), 64))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _standardize_house_number(raw: str) -> str | None:
+    return _identifier(raw, _HOUSE_MARKS)
+
+
+def standardize_house_number(text: object) -> str | None:
+    """A house number given in a field of its own, as split_street writes it.
+
+    "12 A", "No. 12a" and "12a" give "12a"; ranges keep their dash ("12-14"); None when empty.
+    """
+    return _standardize_house_number(clip(to_text(text), 64))
+
+
 # --- postcodes ------------------------------------------------------------------------------
 
 _COMPACT_DROP = re.compile(r"[\s\-.]+")
