@@ -40,11 +40,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from matching.index import MatchIndex
+from matching import MatchIndex, MatchModel, default_spec, train
 from matching.metrics import score_pairwise
-from matching.model import MatchModel
-from matching.spec import default_spec
-from matching.training import train
 from mdh.file_matching import InputFile, run_matching, standardize_files, to_attributes
 from synthetic import Record, generate_customers, new_arrivals, with_duplicates
 

@@ -27,8 +27,18 @@ import pyarrow.parquet as pq
 import yaml
 from rich.progress import Progress
 
-from matching.batch import DECISION_NO_MATCH, DedupeResult, dedupe
-from matching.errors import MatchingError
+from matching import (
+    DedupeResult,
+    MatchingError,
+    MatchModel,
+    MatchSpec,
+    dedupe,
+    default_spec,
+    load_spec,
+    shipped_spec,
+    train,
+)
+from matching.batch import DECISION_NO_MATCH
 from matching.metrics import (
     BCubedScores,
     DuplicateSummary,
@@ -37,9 +47,6 @@ from matching.metrics import (
     score_pairwise,
     summarize_duplicates,
 )
-from matching.model import MatchModel
-from matching.spec import MatchSpec, default_spec, load_spec, shipped_spec
-from matching.training import train
 
 # Canonical field -> what a column mapped onto it should hold (used in error messages).
 CANONICAL_FIELDS: dict[str, str] = {
