@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, select
 
@@ -31,6 +31,13 @@ from hub.tables import (
     ReviewTaskRow,
     SourceRecordRow,
 )
+
+
+def any_of(column: Any, values: Sequence[Any], element: Any = sa.BigInteger) -> Any:
+    """``column = ANY(:array)``: one array parameter, however many values (an expanded IN
+    list of thousands of parameters costs more to send and parse than the query itself)."""
+    return column == sa.any_(sa.literal(list(values), type_=ARRAY(element)))
+
 
 # --- locks -------------------------------------------------------------------------------
 
@@ -65,19 +72,18 @@ def source_records_by_keys(
     wanted = sorted({(k.system, k.table, k.pk) for k in keys})
     if not wanted:
         return {}
+    lookup = sa.text(
+        "SELECT s.* FROM source_records s"
+        " JOIN unnest(CAST(:systems AS text[]), CAST(:tables AS text[]), CAST(:pks AS text[]))"
+        " AS k(system, source_table, pk)"
+        " ON s.system = k.system AND s.source_table = k.source_table AND s.pk = k.pk"
+    ).bindparams(
+        systems=[w[0] for w in wanted], tables=[w[1] for w in wanted], pks=[w[2] for w in wanted]
+    )
     found: dict[SourceKey, SourceRecordRow] = {}
-    for start in range(0, len(wanted), 5000):
-        chunk = wanted[start : start + 5000]
-        statement = select(SourceRecordRow).where(
-            sa.tuple_(
-                col(SourceRecordRow.system),
-                col(SourceRecordRow.source_table),
-                col(SourceRecordRow.pk),
-            ).in_(chunk)
-        )
-        for row in session.exec(statement):
-            assert row.pk is not None
-            found[SourceKey(row.system, row.source_table, row.pk)] = row
+    for row in session.execute(sa.select(SourceRecordRow).from_statement(lookup)).scalars():
+        assert row.pk is not None
+        found[SourceKey(row.system, row.source_table, row.pk)] = row
     return found
 
 
@@ -114,7 +120,7 @@ def source_records(session: Session, ids: Iterable[int]) -> dict[int, SourceReco
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    statement = select(SourceRecordRow).where(col(SourceRecordRow.id).in_(wanted))
+    statement = select(SourceRecordRow).where(any_of(col(SourceRecordRow.id), wanted))
     return {row.id: row for row in session.exec(statement)}
 
 
@@ -127,7 +133,9 @@ def linked_records_sharing_keys(session: Session, keys: Iterable[str]) -> list[S
         select(SourceRecordRow)
         .where(
             col(SourceRecordRow.id).in_(
-                select(BlockingKeyRow.source_record_id).where(col(BlockingKeyRow.key).in_(wanted))
+                select(BlockingKeyRow.source_record_id).where(
+                    any_of(col(BlockingKeyRow.key), wanted, sa.Text)
+                )
             ),
             col(SourceRecordRow.golden_id).is_not(None),
             col(SourceRecordRow.deleted).is_(False),
@@ -144,7 +152,7 @@ def members_of(session: Session, golden_ids: Iterable[int]) -> list[SourceRecord
         return []
     statement = (
         select(SourceRecordRow)
-        .where(col(SourceRecordRow.golden_id).in_(wanted))
+        .where(any_of(col(SourceRecordRow.golden_id), wanted))
         .order_by(col(SourceRecordRow.id))
     )
     return list(session.exec(statement))
@@ -169,7 +177,7 @@ def replace_blocking_keys(session: Session, keys_by_record: Mapping[int, Sequenc
         return
     session.execute(
         sa.delete(BlockingKeyRow).where(
-            col(BlockingKeyRow.source_record_id).in_(sorted(keys_by_record))
+            any_of(col(BlockingKeyRow.source_record_id), sorted(keys_by_record))
         )
     )
     rows = [
@@ -181,6 +189,16 @@ def replace_blocking_keys(session: Session, keys_by_record: Mapping[int, Sequenc
         session.execute(sa.insert(BlockingKeyRow), rows)
 
 
+def blocking_pairs(session: Session, keys: Sequence[str]) -> list[tuple[str, int]]:
+    """(key, source record id) for every stored blocking key among ``keys``."""
+    if not keys:
+        return []
+    statement = select(BlockingKeyRow.key, BlockingKeyRow.source_record_id).where(
+        any_of(col(BlockingKeyRow.key), keys, sa.Text)
+    )
+    return [(key, record_id) for key, record_id in session.exec(statement)]
+
+
 def blocking_keys_of(session: Session, source_record_ids: Iterable[int]) -> dict[int, list[str]]:
     wanted = sorted(set(source_record_ids))
     result: dict[int, list[str]] = {i: [] for i in wanted}
@@ -188,7 +206,7 @@ def blocking_keys_of(session: Session, source_record_ids: Iterable[int]) -> dict
         return result
     statement = (
         select(BlockingKeyRow)
-        .where(col(BlockingKeyRow.source_record_id).in_(wanted))
+        .where(any_of(col(BlockingKeyRow.source_record_id), wanted))
         .order_by(col(BlockingKeyRow.source_record_id), col(BlockingKeyRow.key))
     )
     for row in session.exec(statement):
@@ -206,7 +224,7 @@ def lock_golden_records(session: Session, ids: Iterable[int]) -> dict[int, Golde
         return {}
     statement = (
         select(GoldenRecordRow)
-        .where(col(GoldenRecordRow.id).in_(wanted))
+        .where(any_of(col(GoldenRecordRow.id), wanted))
         .order_by(col(GoldenRecordRow.id))
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -229,12 +247,24 @@ def allocate_golden_id(session: Session) -> int:
     return int(value)
 
 
+def allocate_golden_ids(session: Session, count: int) -> list[int]:
+    """``count`` new golden ids from the sequence, ascending."""
+    rows = session.execute(
+        sa.text(
+            "SELECT nextval(pg_get_serial_sequence('golden_records', 'id'))"
+            " FROM generate_series(1, :n)"
+        ),
+        {"n": count},
+    )
+    return sorted(int(r[0]) for r in rows)
+
+
 def pins_of(session: Session, golden_ids: Iterable[int]) -> dict[int, dict[str, Pin]]:
     wanted = sorted(set(golden_ids))
     result: dict[int, dict[str, Pin]] = {i: {} for i in wanted}
     if not wanted:
         return result
-    statement = select(GoldenPinRow).where(col(GoldenPinRow.golden_id).in_(wanted))
+    statement = select(GoldenPinRow).where(any_of(col(GoldenPinRow.golden_id), wanted))
     for row in session.exec(statement):
         result[row.golden_id][row.attribute] = Pin(
             attribute=row.attribute,
@@ -278,7 +308,7 @@ def replace_lineage(
     wanted = sorted(set(golden_ids))
     if wanted:
         session.execute(
-            sa.delete(AttributeLineageRow).where(col(AttributeLineageRow.golden_id).in_(wanted))
+            sa.delete(AttributeLineageRow).where(any_of(col(AttributeLineageRow.golden_id), wanted))
         )
     if rows:
         session.execute(sa.insert(AttributeLineageRow), list(rows))
@@ -323,8 +353,8 @@ def constraints_involving(
         select(MatchConstraintRow)
         .where(
             sa.or_(
-                col(MatchConstraintRow.left_source_record_id).in_(wanted),
-                col(MatchConstraintRow.right_source_record_id).in_(wanted),
+                any_of(col(MatchConstraintRow.left_source_record_id), wanted),
+                any_of(col(MatchConstraintRow.right_source_record_id), wanted),
             )
         )
         .order_by(col(MatchConstraintRow.id))
@@ -401,11 +431,11 @@ def open_review_tasks_for(
     goldens = sorted(set(golden_ids))
     conditions: list[sa.ColumnElement[bool]] = []
     if sources:
-        conditions.append(col(ReviewTaskRow.source_record_id).in_(sources))
-        conditions.append(col(ReviewTaskRow.candidate_source_record_id).in_(sources))
+        conditions.append(any_of(col(ReviewTaskRow.source_record_id), sources))
+        conditions.append(any_of(col(ReviewTaskRow.candidate_source_record_id), sources))
     if goldens:
-        conditions.append(col(ReviewTaskRow.golden_id).in_(goldens))
-        conditions.append(col(ReviewTaskRow.candidate_golden_id).in_(goldens))
+        conditions.append(any_of(col(ReviewTaskRow.golden_id), goldens))
+        conditions.append(any_of(col(ReviewTaskRow.candidate_golden_id), goldens))
     if not conditions:
         return []
     statement = (

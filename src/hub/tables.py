@@ -44,7 +44,14 @@ class GoldenRecordRow(SQLModel, table=True):
         default=None,
         sa_column=sa.Column(
             sa.BigInteger,
-            sa.ForeignKey("golden_records.id", name="fk_golden_records_merged_into"),
+            sa.ForeignKey(
+                "golden_records.id",
+                name="fk_golden_records_merged_into",
+                # Checked at commit: a record can be merged into one created in the same
+                # transaction, whatever order the rows are written in.
+                deferrable=True,
+                initially="DEFERRED",
+            ),
             nullable=True,
         ),
     )

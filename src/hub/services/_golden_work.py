@@ -100,6 +100,8 @@ class GoldenWork:
         self.actor = actor
         self._touched: dict[int, _Touched] = {}
         self._dirty: set[int] = set()
+        self._provisional: list[GoldenRecordRow] = []
+        self._resolved: dict[int, int] = {}
         self.records: dict[int, SourceRecordRow] = {}
 
     # --- loading -------------------------------------------------------------------------
@@ -161,9 +163,18 @@ class GoldenWork:
 
     # --- changes -------------------------------------------------------------------------
 
-    def create(self) -> int:
-        """A new active golden record with a fresh id from the sequence (never reused)."""
-        golden_id = repo.allocate_golden_id(self.session)
+    def create(self, *, provisional: bool = False) -> int:
+        """A new active golden record with a fresh id from the sequence (never reused).
+
+        With ``provisional``, the id is a negative placeholder until ``save`` draws the real
+        ids for all of them in one round trip, in creation order (so the same input still gets
+        the same ids). Use it only where the id goes nowhere but this object, the source
+        records' links and ``merged_into``; ``resolve`` maps a placeholder after saving.
+        """
+        if provisional:
+            golden_id = -(len(self._provisional) + 1)
+        else:
+            golden_id = repo.allocate_golden_id(self.session)
         row = GoldenRecordRow(
             id=golden_id,
             attributes={},
@@ -173,10 +184,38 @@ class GoldenWork:
             created_at=self.now,
             updated_at=self.now,
         )
-        self.session.add(row)
+        if provisional:
+            self._provisional.append(row)
+        else:
+            self.session.add(row)
         self._touched[golden_id] = _Touched(row=row, before=None, members=set(), pins={})
         self._dirty.add(golden_id)
         return golden_id
+
+    def resolve(self, golden_id: int) -> int:
+        """The real id of a provisional golden record (after ``save``); other ids unchanged."""
+        return self._resolved.get(golden_id, golden_id)
+
+    def assign_provisional_ids(self) -> None:
+        """Draw the real ids of the provisional golden records (``save`` does it too)."""
+        if not self._provisional:
+            return
+        real_ids = repo.allocate_golden_ids(self.session, len(self._provisional))
+        mapping = {-(index + 1): real for index, real in enumerate(real_ids)}
+        for placeholder, row in zip(mapping, self._provisional, strict=True):
+            row.id = mapping[placeholder]
+            self.session.add(row)
+        self._touched = {mapping.get(k, k): v for k, v in self._touched.items()}
+        self._dirty = {mapping.get(k, k) for k in self._dirty}
+        for record in self.records.values():
+            if record.golden_id is not None and record.golden_id < 0:
+                record.golden_id = mapping[record.golden_id]
+        for touched in self._touched.values():
+            merged_into = touched.row.merged_into
+            if merged_into is not None and merged_into < 0:
+                touched.row.merged_into = mapping[merged_into]
+        self._resolved.update(mapping)
+        self._provisional = []
 
     def link(
         self,
@@ -249,6 +288,7 @@ class GoldenWork:
 
     def save(self) -> SavedGoldens:
         """Recompute, compare and write every touched golden record (steps in the module doc)."""
+        self.assign_provisional_ids()
         self.session.flush()
         created: list[int] = []
         changed: list[int] = []
@@ -285,7 +325,7 @@ class GoldenWork:
             )
             if before is not None and after == before:
                 continue
-            if before is None or dict(before.pins) != dict(after.pins):
+            if dict(before.pins if before is not None else {}) != dict(after.pins):
                 pins_changed.append(golden_id)
             after = GoldenSnapshot(
                 golden_id=golden_id,

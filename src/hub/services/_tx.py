@@ -43,6 +43,9 @@ def run_in_transaction(
         StoreUnavailableError: the database could not be reached.
         SchemaNotReadyError: the hub tables are missing (migrations not run).
 
+    The session does not autoflush: services keep their working state in memory and flush
+    where the order of writes matters (a flush per query would write row by row).
+
     A read-only call runs in a REPEATABLE READ, read-only transaction: its several queries
     see one snapshot.
     """
@@ -53,7 +56,10 @@ def run_in_transaction(
     )
     for attempt in range(1, attempts + 1):
         try:
-            with Session(bind, expire_on_commit=False) as session, session.begin():
+            with (
+                Session(bind, expire_on_commit=False, autoflush=False) as session,
+                session.begin(),
+            ):
                 return work(session)
         except sa_exc.DBAPIError as exc:
             state = _sqlstate(exc)

@@ -1,25 +1,27 @@
 """Applying a batch of canonical source changes: crosswalk, matching, golden records.
 
-``apply_batch`` runs inside the caller's transaction. Its correctness under at-least-once
+``BatchApply.run`` runs inside the caller's transaction. Its correctness under at-least-once
 delivery and concurrent workers depends on the order of these steps:
 
 1. Lock the batch position (advisory lock on source + partition) and skip the whole batch if
    its offset is already applied. The position is written in step 9, in the same transaction
    as the effects, so a batch is applied exactly once however often it is delivered.
-2. Validate, standardize and compute blocking keys (no locks held yet). A change that names
-   ``unchanged`` attributes (unchanged TOASTed columns) first gets their stored values.
-3. Take advisory locks on every source key and every blocking key of the batch, sorted, before
-   any candidate look-up: two workers applying records that share a key take turns, and the
-   second sees the first's committed links (READ COMMITTED re-reads per statement), so one
-   matching pair never gets two golden records.
-4. Read the stored source records and the candidates sharing a key, then lock their golden
-   records ``FOR UPDATE`` in id order; re-read until the set is stable (a steward action that
-   committed in between may have moved records).
-5. For each change, in (source commit position, key) order: ignore it when it is not newer
-   than what is stored for its row (per-key order; a delete is final until a newer create);
-   keep invalid ones with their errors, unlinked; link valid ones (steward decisions and
-   constraints first, then the best automatic match, else a new golden record) and open
-   review tasks for the pairs in the review band.
+2. Keep the newest change per source row; take advisory locks on those rows (sorted), read
+   them, and drop every change that is not newer than what is stored (per-key order; a delete
+   is final until a newer create). An upsert naming ``unchanged`` attributes (unchanged
+   TOASTed columns) gets their stored values here, under the row's lock.
+3. Validate, standardize and compute blocking keys; take advisory locks on all blocking keys
+   (sorted) before any candidate look-up: two workers applying records that share a key take
+   turns, and the second sees the first's committed links (READ COMMITTED re-reads per
+   statement), so one matching pair never gets two golden records. Every worker takes its
+   locks in the same order (position, rows, keys, golden records), so none waits in a cycle.
+4. Read the candidates sharing a key, then lock their golden records ``FOR UPDATE`` in id
+   order; re-read until the set is stable (a steward action that committed in between may
+   have moved records).
+5. For each change, in (source commit position, key) order: keep invalid ones with their
+   errors, unlinked; link valid ones (steward decisions and constraints first, then the best
+   automatic match, else a new golden record) and open review tasks for the pairs in the
+   review band.
 6. Rewrite the blocking keys of the records that changed.
 7. Recompute survivorship for every golden record touched; version, history and outbox rows
    only where something visible changed (see ``_golden_work``).
@@ -38,7 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from hub import repositories as repo
 from hub.errors import InvalidChangeError
@@ -56,7 +58,7 @@ from hub.model import (
 )
 from hub.records import ApplyResult, DeadLetter
 from hub.services._golden_work import GoldenWork, record_position
-from hub.tables import BlockingKeyRow, MatchConstraintRow, ReviewTaskRow, SourceRecordRow
+from hub.tables import MatchConstraintRow, ReviewTaskRow, SourceRecordRow
 
 REVIEW_CANDIDATES_PER_RECORD = 3
 """At most this many review tasks are opened for one changed source record (best first)."""
@@ -110,6 +112,7 @@ class BatchApply:
         self.now = now
         self.records = work.records
         self.index: dict[str, set[int]] = defaultdict(set)
+        self.indexed_keys: dict[int, set[str]] = defaultdict(set)
         self.constraints: list[MatchConstraintRow] = []
         self.review_rows: list[dict[str, Any]] = []
         self.open_pairs: set[tuple[int, int]] = set()
@@ -132,38 +135,35 @@ class BatchApply:
             if done is not None and position.offset <= done:
                 return ApplyResult(batch_skipped=True)
 
-        # 2. validate and standardize (unchanged attributes filled in from the stored rows)
-        latest = self._with_stored_unchanged(_latest_per_key(changes))
-        prepared = [self._prepare(change) for change in latest]
-        batch_keys = sorted({key for p in prepared for key in p.keys})
-
-        # 3. advisory locks on source keys and blocking keys, in one sorted pass
+        # 2. the source rows: lock them, read them, drop changes that are not newer
+        latest = _latest_per_key(changes)
         repo.advisory_lock(
             self.session,
-            [repo.lock_id("source", str(p.change.key)) for p in prepared if p.keyed]
-            + [repo.lock_id("block", key) for key in batch_keys],
+            [repo.lock_id("source", str(c.key)) for c in latest if c.key.pk.strip()],
         )
+        stored = repo.source_records_by_keys(
+            self.session, [c.key for c in latest if c.key.pk.strip()]
+        )
+        fresh: list[SourceChange] = []
+        for change in latest:
+            if change.key.pk.strip():
+                row = stored.get(change.key)
+                is_new = row is None or newer(change.position, row)
+            else:
+                is_new = not self._keyless_redelivery(change)
+            if is_new:
+                fresh.append(self._with_stored_unchanged(change, stored.get(change.key)))
+            else:
+                self.stale += 1
 
-        # 4. stored rows and candidates; their golden records locked in id order
+        # 3. validate and standardize; lock the blocking keys
+        prepared = [self._prepare(change) for change in fresh]
+        batch_keys = sorted({key for p in prepared for key in p.keys})
+        repo.advisory_lock(self.session, [repo.lock_id("block", key) for key in batch_keys])
+
+        # 4. candidates sharing a key; golden records locked in id order
         existing = self._lock_stable(prepared, batch_keys)
-        redelivered = {
-            index
-            for index, p in enumerate(prepared)
-            if not p.keyed
-            and repo.find_keyless_duplicate(
-                self.session,
-                p.change.key.system,
-                p.change.key.table,
-                p.change.position,
-                None if p.change.raw is None else json_safe(p.change.raw),
-            )
-            is not None
-        }
-        new_count = sum(
-            1
-            for index, p in enumerate(prepared)
-            if (p.change.key not in existing if p.keyed else index not in redelivered)
-        )
+        new_count = sum(1 for p in prepared if not p.keyed or p.change.key not in existing)
         fresh_ids = iter(repo.allocate_source_record_ids(self.session, new_count))
         for task in repo.open_review_tasks_for(
             self.session, source_record_ids=[r.id for r in existing.values()]
@@ -172,11 +172,8 @@ class BatchApply:
                 self.open_pairs.add((task.source_record_id, task.candidate_golden_id))
 
         # 5. each change in order
-        for index, p in enumerate(prepared):
+        for p in prepared:
             row = existing.get(p.change.key) if p.keyed else None
-            if index in redelivered or (row is not None and not newer(p.change.position, row)):
-                self.stale += 1
-                continue
             if row is None:
                 row = self._new_row(next(fresh_ids), p)
             self.changed_records[row.id] = row
@@ -186,6 +183,7 @@ class BatchApply:
                 self._apply_upsert(row, p)
 
         # 6. blocking keys of the changed records (only live, valid, linked ones are candidates)
+        self.work.assign_provisional_ids()
         self.session.flush()
         repo.replace_blocking_keys(
             self.session,
@@ -203,6 +201,9 @@ class BatchApply:
         # 8. review tasks
         opened: list[int] = []
         if self.review_rows:
+            for review in self.review_rows:
+                review["golden_id"] = self.work.resolve(review["golden_id"])
+                review["candidate_golden_id"] = self.work.resolve(review["candidate_golden_id"])
             result = self.session.execute(
                 sa.insert(ReviewTaskRow).returning(col(ReviewTaskRow.id)),
                 self.review_rows,
@@ -257,48 +258,28 @@ class BatchApply:
         keys = tuple(sorted(set(self.matcher.blocking_keys(features))))
         return _Prepared(change, canonical, None, features, keys)
 
-    def _with_stored_unchanged(self, changes: list[SourceChange]) -> list[SourceChange]:
-        """Give upserts with ``unchanged`` attributes the values stored for their rows.
-
-        Read without locks: one source row's changes come from one ordered stream, and the
-        row's position is checked again under its lock in step 5.
-        """
-        partial = {
-            change.key
-            for change in changes
-            if change.unchanged and change.op is ChangeOp.UPSERT and change.key.pk.strip()
-        }
-        if not partial:
-            return changes
-        table = SourceRecordRow.__table__  # type: ignore[attr-defined]
-        statement = sa.select(
-            table.c.system, table.c.source_table, table.c.pk, table.c.attributes, table.c.raw
-        ).where(
-            sa.tuple_(table.c.system, table.c.source_table, table.c.pk).in_(
-                sorted((k.system, k.table, k.pk) for k in partial)
-            ),
-            table.c.deleted.is_(False),
+    def _keyless_redelivery(self, change: SourceChange) -> bool:
+        raw = None if change.raw is None else json_safe(change.raw)
+        duplicate = repo.find_keyless_duplicate(
+            self.session, change.key.system, change.key.table, change.position, raw
         )
-        stored = {
-            SourceKey(system, source_table, pk): (attributes or {}, raw or {})
-            for system, source_table, pk, attributes, raw in self.session.execute(statement)
-        }
-        filled: list[SourceChange] = []
-        for change in changes:
-            found = stored.get(change.key) if change.key in partial else None
-            if found is None:
-                filled.append(change)
-                continue
-            old_attributes, old_raw = found
-            attributes = dict(change.attributes)
-            for name in change.unchanged:
-                if name in old_attributes:
-                    attributes[name] = old_attributes[name]
-            raw = None
-            if change.raw is not None:
-                raw = {**{k: v for k, v in old_raw.items() if k not in change.raw}, **change.raw}
-            filled.append(replace(change, attributes=attributes, raw=raw))
-        return filled
+        return duplicate is not None
+
+    @staticmethod
+    def _with_stored_unchanged(change: SourceChange, row: SourceRecordRow | None) -> SourceChange:
+        """An upsert naming ``unchanged`` attributes (unchanged TOASTed columns the capture
+        left out) gets their stored values, and the stored raw columns it lacks."""
+        if not change.unchanged or change.op is not ChangeOp.UPSERT or row is None or row.deleted:
+            return change
+        attributes = dict(change.attributes)
+        for name in change.unchanged:
+            if name in row.attributes:
+                attributes[name] = row.attributes[name]
+        raw = None
+        if change.raw is not None:
+            old_raw = row.raw or {}
+            raw = {**{k: v for k, v in old_raw.items() if k not in change.raw}, **change.raw}
+        return replace(change, attributes=attributes, raw=raw)
 
     # --- step 4 --------------------------------------------------------------------------
 
@@ -309,7 +290,7 @@ class BatchApply:
         keys = [p.change.key for p in prepared if p.keyed]
         while True:
             existing = repo.source_records_by_keys(self.session, keys)
-            pairs = self._blocking_pairs(batch_keys)
+            pairs = repo.blocking_pairs(self.session, batch_keys)
             candidates = repo.source_records(self.session, {record_id for _, record_id in pairs})
             self.constraints = repo.constraints_involving(
                 self.session, [row.id for row in existing.values()]
@@ -329,16 +310,8 @@ class BatchApply:
         for key, record_id in pairs:
             candidate = self.records.get(record_id)
             if candidate is not None and self._is_candidate(candidate):
-                self.index[key].add(record_id)
+                self._index(record_id, [key])
         return existing
-
-    def _blocking_pairs(self, keys: Sequence[str]) -> list[tuple[str, int]]:
-        if not keys:
-            return []
-        statement = select(BlockingKeyRow.key, BlockingKeyRow.source_record_id).where(
-            col(BlockingKeyRow.key).in_(keys)
-        )
-        return [(key, record_id) for key, record_id in self.session.exec(statement)]
 
     @staticmethod
     def _is_candidate(row: SourceRecordRow) -> bool:
@@ -375,9 +348,14 @@ class BatchApply:
         row.committed_at = position.committed_at
         row.updated_at = self.now
 
+    def _index(self, record_id: int, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.index[key].add(record_id)
+            self.indexed_keys[record_id].add(key)
+
     def _drop_from_index(self, row: SourceRecordRow) -> None:
-        for ids in self.index.values():
-            ids.discard(row.id)
+        for key in self.indexed_keys.pop(row.id, ()):
+            self.index[key].discard(row.id)
 
     def _leave_golden(self, row: SourceRecordRow, reason: str) -> None:
         previous = self.work.unlink(row)
@@ -422,8 +400,7 @@ class BatchApply:
         else:
             self._match(row, p)
         self.record_keys[row.id] = p.keys
-        for key in p.keys:
-            self.index[key].add(row.id)
+        self._index(row.id, p.keys)
 
     def _match(self, row: SourceRecordRow, p: _Prepared) -> None:
         current = row.golden_id
@@ -455,7 +432,7 @@ class BatchApply:
             target = chosen.golden_id if chosen is not None else current
 
         if target is None:
-            target = self.work.create()
+            target = self.work.create(provisional=True)
             self.work.link(
                 row, target, decided_by=DecidedBy.RULE, matcher_version=self.matcher.version
             )

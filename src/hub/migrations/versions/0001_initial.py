@@ -35,7 +35,14 @@ def upgrade() -> None:
         sa.Column(
             "merged_into",
             sa.BigInteger,
-            sa.ForeignKey("golden_records.id", name="fk_golden_records_merged_into"),
+            sa.ForeignKey(
+                "golden_records.id",
+                name="fk_golden_records_merged_into",
+                # Checked at commit: a record can be merged into one created in the same
+                # transaction, whatever order the rows are written in.
+                deferrable=True,
+                initially="DEFERRED",
+            ),
             nullable=True,
         ),
         _ts("created_at"),
