@@ -20,7 +20,7 @@ from matching.blocking import (
     rule_memberships,
 )
 from matching.cluster import RecordId, cluster_records
-from matching.comparison import parse_date, text_value, values_conflict
+from matching.comparison import TextCache, parse_date, text_value, values_conflict
 from matching.model import MatchModel
 from matching.table import IntArray, LevelMatrix, RecordTable
 
@@ -141,7 +141,8 @@ def dedupe(
     record_ids: list[Any] = list(ids) if ids is not None else list(range(len(records)))
     if len(record_ids) != len(records):
         raise ValueError("ids and records differ in length")
-    memberships = rule_memberships([BlockingRule(r) for r in model.spec.blocking], records)
+    texts: TextCache = {}
+    memberships = rule_memberships([BlockingRule(r) for r in model.spec.blocking], records, texts)
     left, right = pairs_from_memberships(
         np.concatenate([p for p, _ in memberships]),
         np.concatenate([k for _, k in memberships]),
@@ -149,7 +150,8 @@ def dedupe(
         group_codes=group_codes_of(groups),
     )
     del memberships
-    table = RecordTable(model.spec, records)
+    table = RecordTable(model.spec, records, texts)
+    del texts
     conflicts = conflict_values_of(model, records)
     scores = score_pairs(model, table, left, right, conflicts)
     matched = np.nonzero(scores.decision == DECISION_MATCH)[0]

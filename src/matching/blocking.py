@@ -17,7 +17,7 @@ import jellyfish
 import numpy as np
 import numpy.typing as npt
 
-from matching.comparison import list_value, text_value
+from matching.comparison import TextCache, field_texts, list_value, text_value
 from matching.spec import LIST_FEATURES, BlockingRuleSpec
 
 IntArray = npt.NDArray[np.int64]
@@ -84,38 +84,45 @@ class BlockingRule:
         self.has_list_part = any(is_list for _, is_list, _ in self._parts)
 
     def memberships(
-        self, records: Sequence[Mapping[str, Any]], texts: dict[str, list[str | None]]
-    ) -> tuple[list[int], list[str]]:
-        """``(record positions, keys)`` of all records at once: the batch form of ``keys``.
+        self, records: Sequence[Mapping[str, Any]], texts: TextCache
+    ) -> tuple[IntArray, IntArray]:
+        """The batch form of ``keys``: ``(record positions, key codes)`` of all records.
 
-        ``texts`` caches each field's text values across rules (filled as needed).
+        Two memberships share a code exactly when the records share that key string; codes
+        run from 0 within the rule. ``texts`` caches field texts across rules.
         """
+        n = len(records)
         if self.has_list_part:
+            lookup: dict[str, int] = {}
             positions: list[int] = []
-            keys: list[str] = []
+            codes: list[int] = []
             for pos, record in enumerate(records):
                 for key in self.keys(record):
                     positions.append(pos)
-                    keys.append(key)
-            return positions, keys
-        columns: list[list[str | None]] = []
+                    codes.append(lookup.setdefault(key, len(lookup)))
+            return np.asarray(positions, dtype=np.int64), np.asarray(codes, dtype=np.int64)
+        combined = np.zeros(n, dtype=np.int64)
+        valid = np.ones(n, dtype=bool)
         for fld, _, transform in self._parts:
-            values = texts.get(fld)
-            if values is None:
-                values = [text_value(r.get(fld)) for r in records]
-                texts[fld] = values
-            encoded = {v: transform(v)[:_MAX_VALUE_CHARS] for v in set(values) if v is not None}
-            columns.append([None if v is None else encoded[v] for v in values])
-        prefix = self.prefix
-        if len(columns) == 1:
-            pairs = [(pos, prefix + v) for pos, v in enumerate(columns[0]) if v]
-        else:
-            pairs = [
-                (pos, prefix + "|".join(vals))
-                for pos, vals in enumerate(zip(*columns, strict=True))
-                if all(vals)
-            ]
-        return [p for p, _ in pairs], [k for _, k in pairs]
+            values = field_texts(records, texts, fld)
+            encoded: dict[str, int] = {}
+            code_of: dict[str, int] = {}
+            for value in set(values):
+                if value is not None:
+                    key = transform(value)[:_MAX_VALUE_CHARS]
+                    if key:
+                        encoded[value] = code_of.setdefault(key, len(code_of))
+            part = np.fromiter(
+                map(encoded.get, values, itertools.repeat(-1, n)),  # type: ignore[arg-type]
+                dtype=np.int64,
+                count=n,
+            )
+            valid &= part >= 0
+            combined = combined * (len(code_of) + 1) + np.maximum(part, 0)
+            _, inverse = np.unique(combined, return_inverse=True)
+            combined = inverse.astype(np.int64).reshape(n)
+        positions_arr = np.nonzero(valid)[0].astype(np.int64)
+        return positions_arr, combined[valid]
 
     def keys(self, features: Mapping[str, Any]) -> list[str]:
         """This rule's keys for one record (none when a part is missing)."""
@@ -153,16 +160,18 @@ class Blocker:
 
 
 def rule_memberships(
-    rules: Sequence[BlockingRule], records: Sequence[Mapping[str, Any]]
+    rules: Sequence[BlockingRule],
+    records: Sequence[Mapping[str, Any]],
+    texts: TextCache | None = None,
 ) -> list[tuple[IntArray, IntArray]]:
     """Per rule, ``(record positions, key ids)``; key ids are unique across all rules."""
-    texts: dict[str, list[str | None]] = {}
-    key_ids: dict[str, int] = {}
+    cache: TextCache = {} if texts is None else texts
     out: list[tuple[IntArray, IntArray]] = []
+    offset = 0
     for rule in rules:
-        positions, keys = rule.memberships(records, texts)
-        ids = [key_ids.setdefault(k, len(key_ids)) for k in keys]
-        out.append((np.asarray(positions, dtype=np.int64), np.asarray(ids, dtype=np.int64)))
+        positions, codes = rule.memberships(records, cache)
+        out.append((positions, codes + offset))
+        offset += int(codes.max()) + 1 if len(codes) else 0
     return out
 
 

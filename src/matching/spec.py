@@ -699,7 +699,7 @@ def febrl_spec() -> MatchSpec:
         ),
         blocking=(
             _rule("ni", "national_id"),
-            _rule("dd", "dob"),
+            _rule("dd", "dob", "postcode:prefix1"),
             *_PERSON_NAME_RULES,
             _rule("ad", "postcode", "house_number"),
             _rule("sc", "street:metaphone", "city:prefix3"),

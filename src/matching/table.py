@@ -18,11 +18,16 @@ LevelMatrix = npt.NDArray[np.int8]
 class RecordTable:
     """Prepared values and per-comparison columns of a list of feature records."""
 
-    def __init__(self, spec: MatchSpec, records: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        spec: MatchSpec,
+        records: Sequence[Mapping[str, Any]],
+        texts: TextCache | None = None,
+    ) -> None:
         self.spec = spec
         self.size = len(records)
         self.comparisons: list[Comparison] = [build_comparison(c) for c in spec.comparisons]
-        texts: TextCache = {}
+        texts = {} if texts is None else texts
         self.prepared: list[list[Any]] = [
             comp.prepare_many(records, texts) for comp in self.comparisons
         ]

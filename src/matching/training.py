@@ -33,6 +33,7 @@ from matching.blocking import (
     pairs_from_memberships,
     rule_memberships,
 )
+from matching.comparison import TextCache
 from matching.model import ComparisonParameters, MatchModel, TfTable, default_parameters
 from matching.spec import MatchSpec
 from matching.table import IntArray, LevelMatrix, RecordTable
@@ -258,7 +259,8 @@ def train(
     """
     if len(records) < 2:
         raise ValueError("training needs at least two records")
-    table = RecordTable(spec, records)
+    texts: TextCache = {}
+    table = RecordTable(spec, records, texts)
     codes = _group_codes(groups, len(records))
     n_levels = [c.n_levels for c in spec.comparisons]
     u = estimate_u(table, codes, n_pairs=u_pairs, seed=seed)
@@ -267,7 +269,8 @@ def train(
     estimates: list[list[FloatArray]] = [[] for _ in spec.comparisons]
     sessions: list[dict[str, Any]] = []
     rules = [BlockingRule(rule) for rule in spec.blocking]
-    memberships = rule_memberships(rules, records)
+    memberships = rule_memberships(rules, records, texts)
+    del texts
     link_codes = group_codes_of(groups)
     for rule, (positions, key_ids) in zip(rules, memberships, strict=True):
         left, right = pairs_from_memberships(

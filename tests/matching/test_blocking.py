@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from matching_testkit import person, population
 
 from matching import BlockingRuleSpec, default_spec, febrl_spec
-from matching.blocking import Blocker, BlockingRule, candidate_pairs
+from matching.blocking import (
+    Blocker,
+    BlockingRule,
+    candidate_pairs,
+    pairs_from_memberships,
+    rule_memberships,
+)
 
 
 def test_keys_are_prefixed_strings_per_rule() -> None:
@@ -89,3 +95,19 @@ def _true_pair_recall(spec: Any) -> float:
 def test_shipped_blocking_keeps_nearly_all_true_pairs_of_noisy_duplicates() -> None:
     assert _true_pair_recall(febrl_spec()) >= 0.995
     assert _true_pair_recall(default_spec()) >= 0.995
+
+
+def test_batch_memberships_give_the_same_pairs_as_per_record_keys() -> None:
+    records, _ = population(entities=150, duplicates=150, seed=3)
+    records += [person(emails=["a@x.io", "b@y.io"]), person(emails=["b@y.io"], postcode=None)]
+    spec = default_spec()
+    blocker = Blocker(spec.blocking)
+    expected = candidate_pairs([blocker.keys(r) for r in records], max_block_size=40)
+    memberships = rule_memberships(blocker.rules, records)
+    got = pairs_from_memberships(
+        np.concatenate([p for p, _ in memberships]),
+        np.concatenate([k for _, k in memberships]),
+        max_block_size=40,
+    )
+    assert got[0].tolist() == expected[0].tolist()
+    assert got[1].tolist() == expected[1].tolist()
