@@ -60,19 +60,51 @@ def test_outbox_rows_per_target_with_unique_idempotency_keys(engine: Engine) -> 
     assert rows[0].idempotency_key == f"{rows[0].golden_id}:1:crm"
 
 
-def test_a_failed_apply_leaves_no_outbox_rows_or_history(engine: Engine) -> None:
+def test_outbox_and_history_commit_with_the_golden_change_or_not_at_all(engine: Engine) -> None:
     hub = make_hub(engine)
-    with pytest.raises(sa.exc.DBAPIError):
-        # A raw image PostgreSQL rejects (NUL in text) fails the whole transaction at the end.
-        hub.apply_changes(
-            [
-                upsert("crm", "1", 1, legal_name="Acme", emails=["a@acme.example"]),
-                upsert("crm", "2", 2, legal_name="Bad\u0000Name"),
-            ]
+    batch = [upsert("crm", "1", 1, legal_name="Acme", emails=["a@acme.example"])]
+    # Make the last step of the transaction (recording the batch position) fail.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION refuse_position() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'position refused'; END; $$"
+            )
         )
-    assert count(engine, "SELECT count(*) FROM outbox") == 0
-    assert count(engine, "SELECT count(*) FROM golden_history") == 0
-    assert count(engine, "SELECT count(*) FROM golden_records") == 0
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER refuse_position BEFORE INSERT ON applied_positions"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_position()"
+            )
+        )
+    try:
+        with pytest.raises(sa.exc.DBAPIError, match="position refused"):
+            hub.apply_changes(batch, BatchPosition("crm", "", 1))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TRIGGER refuse_position ON applied_positions"))
+            conn.execute(sa.text("DROP FUNCTION refuse_position()"))
+    for table in ("golden_records", "source_records", "golden_history", "outbox"):
+        assert count(engine, f"SELECT count(*) FROM {table}") == 0, table
+
+    hub.apply_changes(batch, BatchPosition("crm", "", 1))
+    assert count(engine, "SELECT count(*) FROM golden_history") == 1
+    assert count(engine, "SELECT count(*) FROM outbox") == 2
+
+
+def test_nul_characters_from_a_source_never_fail_the_batch(engine: Engine) -> None:
+    hub = make_hub(engine)
+    result = hub.apply_changes(
+        [
+            upsert("crm", "1", 1, legal_name="Bad\u0000Name", emails=["a@acme.example"]),
+            upsert("crm", "2\u00003", 2, legal_name="NUL in the key"),
+            upsert("crm", "4", 3, legal_name="Fine"),
+        ]
+    )
+    assert result.applied == 2
+    assert result.invalid == 1
+    assert hub.get_golden_by_source(key("crm", "1")).attributes["legal_name"] == "Bad\ufffdName"
+    assert hub.get_golden_by_source(key("crm", "4")).attributes["legal_name"] == "Fine"
 
 
 def test_batch_position_already_applied_is_skipped(engine: Engine) -> None:

@@ -74,7 +74,7 @@ class _Prepared:
 
     @property
     def keyed(self) -> bool:
-        return bool(self.change.key.pk.strip())
+        return usable_pk(self.change.key)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,24 @@ def newer(position: SourcePosition, row: SourceRecordRow) -> bool:
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` as plain JSON types (a source may hand over dates or decimals)."""
-    return json.loads(json.dumps(value, default=str))
+    """``value`` as plain JSON types (a source may hand over dates or decimals), with NUL
+    characters, which PostgreSQL cannot store in text or JSONB, shown as U+FFFD."""
+    return _without_nul(json.loads(json.dumps(value, default=str)))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
+def usable_pk(key: SourceKey) -> bool:
+    """A primary key the crosswalk can store: not blank, no NUL character."""
+    return bool(key.pk.strip()) and "\x00" not in key.pk
 
 
 class BatchApply:
@@ -139,14 +155,14 @@ class BatchApply:
         latest = _latest_per_key(changes)
         repo.advisory_lock(
             self.session,
-            [repo.lock_id("source", str(c.key)) for c in latest if c.key.pk.strip()],
+            [repo.lock_id("source", str(c.key)) for c in latest if usable_pk(c.key)],
         )
         stored = repo.source_records_by_keys(
-            self.session, [c.key for c in latest if c.key.pk.strip()]
+            self.session, [c.key for c in latest if usable_pk(c.key)]
         )
         fresh: list[SourceChange] = []
         for change in latest:
-            if change.key.pk.strip():
+            if usable_pk(change.key):
                 row = stored.get(change.key)
                 is_new = row is None or newer(change.position, row)
             else:
@@ -237,6 +253,10 @@ class BatchApply:
         errors: list[dict[str, Any]] = []
         if not change.key.pk.strip():
             errors.append({"loc": "pk", "msg": "missing primary key", "type": "missing"})
+        elif not usable_pk(change.key):
+            errors.append(
+                {"loc": "pk", "msg": "primary key contains a NUL character", "type": "value_error"}
+            )
         if change.op is ChangeOp.DELETE:
             return _Prepared(change, attributes, errors or None, {}, ())
         try:
@@ -253,9 +273,9 @@ class BatchApply:
             party = None
         if errors or party is None:
             return _Prepared(change, attributes, errors, {}, ())
-        canonical = party.to_attributes()
+        canonical = json_safe(party.to_attributes())
         features = json_safe(self.matcher.standardize(canonical))
-        keys = tuple(sorted(set(self.matcher.blocking_keys(features))))
+        keys = tuple(sorted({_without_nul(k) for k in self.matcher.blocking_keys(features)}))
         return _Prepared(change, canonical, None, features, keys)
 
     def _keyless_redelivery(self, change: SourceChange) -> bool:
@@ -558,7 +578,7 @@ def _latest_per_key(changes: Iterable[SourceChange]) -> list[SourceChange]:
     latest: dict[object, SourceChange] = {}
     keyless: list[SourceChange] = []
     for change in changes:
-        if not change.key.pk.strip():
+        if not usable_pk(change.key):
             keyless.append(change)
             continue
         seen = latest.get(change.key)
