@@ -120,32 +120,46 @@ class HubServices:
 
     # --- steward actions -----------------------------------------------------------------
 
-    def _steward(self, operation: str, actor: str, action: Callable[[GoldenWork], int]) -> int:
-        def work(session: Session) -> int:
+    def _steward(
+        self, operation: str, actor: str, action: Callable[[GoldenWork], Sequence[int]]
+    ) -> list[GoldenRecord]:
+        """Run a steward action, save, and read back the golden records it names, all in one
+        transaction."""
+
+        def work(session: Session) -> list[GoldenRecord]:
             golden_work = self._work(session, HistoryCause.STEWARD_ACTION, actor)
-            result = action(golden_work)
+            golden_ids = action(golden_work)
             golden_work.save()
-            return result
+            session.flush()
+            return [reads.get_golden(session, golden_work.resolve(i)) for i in golden_ids]
 
         return run_in_transaction(self.engine, operation, work, attempts=self.attempts)
 
     def link(self, source: SourceRef, golden_id: int, *, actor: str, reason: str) -> GoldenRecord:
-        """Link a source record (by key or id) to a golden record, as a steward decision."""
-        self._steward(
+        """Link a source record (by key or id) to a golden record, as a steward decision.
+
+        When it was the only source of its former golden record, that record becomes merged
+        into ``golden_id``. Cannot-link constraints between the record and ``golden_id``'s
+        sources are lifted; a must-link keeps it there if it is deleted and re-created.
+        """
+        [golden] = self._steward(
             "link",
             actor,
-            lambda w: steward.link_source_record(w, source, golden_id, actor=actor, reason=reason),
+            lambda w: [
+                steward.link_source_record(w, source, golden_id, actor=actor, reason=reason)
+            ],
         )
-        return self.get_golden(golden_id)
+        return golden
 
     def unlink(self, source: SourceRef, *, actor: str, reason: str) -> GoldenRecord:
-        """Detach a source record into a new golden record; returns the new record."""
-        new_id = self._steward(
+        """Detach a source record into a new golden record; returns the new record. The
+        record is kept apart from its former golden record's sources by cannot-links."""
+        [golden] = self._steward(
             "unlink",
             actor,
-            lambda w: steward.unlink_source_record(w, source, actor=actor, reason=reason),
+            lambda w: [steward.unlink_source_record(w, source, actor=actor, reason=reason)],
         )
-        return self.get_golden(new_id)
+        return golden
 
     def merge_golden(
         self,
@@ -163,36 +177,39 @@ class HubServices:
             GoldenRecordNotFoundError, GoldenRecordNotActiveError, StaleVersionError,
             InvalidStewardActionError.
         """
-        self._steward(
+        [golden] = self._steward(
             "merge",
             actor,
-            lambda w: steward.merge_golden_records(
-                w,
-                survivor_id,
-                merged_id,
-                actor=actor,
-                reason=reason,
-                expected_versions=expected_versions,
-            ),
+            lambda w: [
+                steward.merge_golden_records(
+                    w,
+                    survivor_id,
+                    merged_id,
+                    actor=actor,
+                    reason=reason,
+                    expected_versions=expected_versions,
+                )
+            ],
         )
-        return self.get_golden(survivor_id)
+        return golden
 
     def unmerge(
         self, golden_id: int, source_record_ids: Collection[int], *, actor: str, reason: str
     ) -> tuple[GoldenRecord, GoldenRecord]:
         """Split source records off a golden record: returns (the part that kept the id, the
-        part with the new id). The majority keeps the id; cannot-link constraints recorded."""
-        holder: list[int] = []
+        part with the new id). The majority keeps the id; cannot-link constraints recorded.
 
-        def action(w: GoldenWork) -> int:
-            kept, split = steward.unmerge_golden_record(
+        Raises:
+            InvalidStewardActionError: nothing to detach, records not linked to it, or all.
+        """
+        kept, split = self._steward(
+            "unmerge",
+            actor,
+            lambda w: steward.unmerge_golden_record(
                 w, golden_id, source_record_ids, actor=actor, reason=reason
-            )
-            holder.append(split)
-            return kept
-
-        kept = self._steward("unmerge", actor, action)
-        return self.get_golden(kept), self.get_golden(holder[-1])
+            ),
+        )
+        return kept, split
 
     def pin_attribute(
         self,
@@ -204,21 +221,28 @@ class HubServices:
         reason: str,
         expected_version: int | None = None,
     ) -> GoldenRecord:
-        """Pin a golden attribute to a value; it survives source changes until unpinned."""
-        self._steward(
+        """Pin a golden attribute to a value; it survives source changes until unpinned.
+
+        Raises:
+            InvalidPinError: not a golden attribute, or not a valid value for it.
+            StaleVersionError: ``expected_version`` is not the current version.
+        """
+        [golden] = self._steward(
             "pin",
             actor,
-            lambda w: steward.pin_golden_attribute(
-                w,
-                golden_id,
-                attribute,
-                value,
-                actor=actor,
-                reason=reason,
-                expected_version=expected_version,
-            ),
+            lambda w: [
+                steward.pin_golden_attribute(
+                    w,
+                    golden_id,
+                    attribute,
+                    value,
+                    actor=actor,
+                    reason=reason,
+                    expected_version=expected_version,
+                )
+            ],
         )
-        return self.get_golden(golden_id)
+        return golden
 
     def unpin_attribute(
         self,
@@ -229,19 +253,22 @@ class HubServices:
         reason: str,
         expected_version: int | None = None,
     ) -> GoldenRecord:
-        self._steward(
+        """Lift a pin; survivorship rules decide the attribute again."""
+        [golden] = self._steward(
             "unpin",
             actor,
-            lambda w: steward.unpin_golden_attribute(
-                w,
-                golden_id,
-                attribute,
-                actor=actor,
-                reason=reason,
-                expected_version=expected_version,
-            ),
+            lambda w: [
+                steward.unpin_golden_attribute(
+                    w,
+                    golden_id,
+                    attribute,
+                    actor=actor,
+                    reason=reason,
+                    expected_version=expected_version,
+                )
+            ],
         )
-        return self.get_golden(golden_id)
+        return golden
 
     def decide_review_task(
         self, task_id: int, decision: ReviewDecision, *, actor: str, reason: str = ""
