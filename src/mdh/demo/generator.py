@@ -44,8 +44,8 @@ from mdh.demo.entities import (
 from mdh.demo.schemas import (
     SOURCE_TABLES,
     SYSTEMS,
-    TABLES_BY_KEY,
     TRUTH_ENTITY_COLUMNS,
+    TRUTH_INDEXES,
     TRUTH_SCHEMA,
     TRUTH_SOURCE_COLUMNS,
     DemoDatabases,
@@ -440,6 +440,9 @@ def load_world(
     Generation (this thread) and COPY (a writer thread) overlap, one batch apart, so the
     server inserts one batch while the next is generated.
 
+    The truth store's indexes are dropped for the load and built at the end, inside its
+    transaction (a failed load rolls that back too).
+
     Ordering: 1. every batch is copied into one open transaction per database; 2. the source
     databases commit; 3. the truth store commits, with the ``dataset`` row that marks the
     world as seeded. A failure before 3 leaves no ``dataset`` row, and ``seed_sources``
@@ -467,6 +470,8 @@ def load_world(
     try:
         for conn in connections.values():
             conn.execute("SET synchronous_commit = off")
+        for drop, _ in TRUTH_INDEXES:
+            connections["truth"].execute(drop)
         writer.start()
         try:
             for batch in iter_batches(config, batch_size):
@@ -478,6 +483,8 @@ def load_world(
             writer.join()
         if failures:
             raise failures[0]
+        for _, create in TRUTH_INDEXES:
+            connections["truth"].execute(create)
         for system in SYSTEMS:
             connections[system].commit()
         connections["truth"].execute(
@@ -569,7 +576,6 @@ def seed_sources(
 __all__ = [
     "DEFAULT_DUPLICATE_RATE",
     "DEFAULT_OVERLAP",
-    "TABLES_BY_KEY",
     "Batch",
     "DemoWorld",
     "GeneratorConfig",

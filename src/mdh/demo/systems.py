@@ -231,7 +231,9 @@ class RecordWriter:
                 f"{street}\n{written.unit}" if rng.random() < 0.7 else f"{written.unit}, {street}"
             )
         region: str | None = None
-        if written.country in _REGION_COUNTRIES:
+        if written.country == "JP":
+            region = written.region_name  # the prefecture by name (native in native records)
+        elif written.country in _REGION_COUNTRIES:
             region = written.region if rng.random() < 0.7 else written.region_name
         postcode = (
             format_postcode(written.postcode, written.country, _styled(rng, _POSTCODE), rng)
