@@ -60,3 +60,23 @@ def test_unchanged_on_a_row_never_stored_applies_what_came(engine: Engine) -> No
 
     record = hub.get_source_record(key("crm", "7"))
     assert record.attributes == {"kind": "organization", "legal_name": "Initech"}
+
+
+def test_unchanged_after_an_insert_in_the_same_batch_keeps_the_inserted_value(
+    engine: Engine,
+) -> None:
+    hub = make_hub(engine)
+    insert = upsert("crm", "1", 1, legal_name="Acme GmbH", extra={"notes": "long text"})
+    update = dataclasses.replace(
+        upsert("crm", "1", 2, legal_name="Acme AG"),
+        unchanged=frozenset({"extra"}),
+        raw={"id": "1", "legal_name": "Acme AG"},
+    )
+
+    hub.apply_changes([insert, update])
+
+    record = hub.get_source_record(key("crm", "1"))
+    assert record.attributes["extra"] == {"notes": "long text"}
+    assert record.attributes["legal_name"] == "Acme AG"
+    assert record.raw is not None
+    assert record.raw["extra"] == str({"notes": "long text"})

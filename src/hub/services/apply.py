@@ -583,7 +583,7 @@ def _latest_per_key(changes: Iterable[SourceChange]) -> list[SourceChange]:
             continue
         seen = latest.get(change.key)
         if seen is None or change.position.sort_key() > seen.position.sort_key():
-            latest[change.key] = change
+            latest[change.key] = change if seen is None else _carry_unchanged(seen, change)
     ordered = [*latest.values(), *keyless]
     ordered.sort(
         key=lambda c: (
@@ -593,3 +593,23 @@ def _latest_per_key(changes: Iterable[SourceChange]) -> list[SourceChange]:
         )
     )
     return ordered
+
+
+def _carry_unchanged(older: SourceChange, newer: SourceChange) -> SourceChange:
+    """``newer`` with the values of its ``unchanged`` attributes (and raw columns) taken from
+    ``older``, an earlier change of the same row in the batch that it replaces. Only what
+    ``older`` did not have either is left to the stored row."""
+    if not newer.unchanged or newer.op is not ChangeOp.UPSERT or older.op is not ChangeOp.UPSERT:
+        return newer
+    attributes = dict(newer.attributes)
+    still_unchanged: set[str] = set()
+    for name in newer.unchanged:
+        if name in older.attributes:
+            attributes[name] = older.attributes[name]
+        elif name in older.unchanged:
+            still_unchanged.add(name)
+    raw = None
+    if newer.raw is not None:
+        kept = {k: v for k, v in (older.raw or {}).items() if k not in newer.raw}
+        raw = {**kept, **newer.raw}
+    return replace(newer, attributes=attributes, raw=raw, unchanged=frozenset(still_unchanged))
