@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from cdc.envelope import ChangeEnvelope, Operation, parse_message
 from cdc.mapping import ChangeMapper, SourceMappings, load_source_mappings
 from cdc.raw import RawMessage
 from cdc.replay import read_replay
+from hub.db import create_engine, migrate
+from hub.rules import default_rules
+from hub.services import HubServices
+from hub.tables import HUB_TABLES
+from matching import MatchModel, default_spec
+from mdh.embedded_pg import EmbeddedPostgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCES_YAML = FIXTURES / "sources.yaml"
@@ -60,3 +70,53 @@ def crm_mappings() -> SourceMappings:
 @pytest.fixture
 def mapper(crm_mappings: SourceMappings) -> ChangeMapper:
     return ChangeMapper(crm_mappings)
+
+
+# --- a hub database for the apply-loop tests -------------------------------------------------
+
+CDC_HUB_DATABASE = "cdc_hub_tests"
+
+
+@pytest.fixture(scope="session")
+def cdc_hub_url(pg_server: EmbeddedPostgres) -> str:
+    """URL of a fresh hub database (migrated to head) for the cdc tests."""
+    return fresh_hub_database(pg_server, CDC_HUB_DATABASE)
+
+
+@pytest.fixture(scope="session")
+def cdc_hub_engine(cdc_hub_url: str) -> Iterator[Engine]:
+    engine = create_engine(cdc_hub_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def hub(cdc_hub_engine: Engine) -> HubServices:
+    """Hub services with the real (untrained) match model, on empty tables."""
+    empty_hub(cdc_hub_engine)
+    return make_hub(cdc_hub_engine)
+
+
+def fresh_hub_database(pg_server: EmbeddedPostgres, name: str) -> str:
+    with psycopg.connect(pg_server.url("postgres", driver="postgresql"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_server.url(name)
+    migrate(url)
+    return url
+
+
+def make_hub(engine: Engine) -> HubServices:
+    return HubServices(
+        engine,
+        matcher=MatchModel.untrained(default_spec()),
+        rules=default_rules(),
+        targets=("crm", "billing"),
+    )
+
+
+def empty_hub(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(HUB_TABLES)} RESTART IDENTITY CASCADE"))
