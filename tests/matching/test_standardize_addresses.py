@@ -298,3 +298,8 @@ def test_standardize_country(raw: str, expected: str | None) -> None:
 )
 def test_standardize_region(raw: str, country: str | None, expected: str | None) -> None:
     assert standardize_region(raw, country) == expected
+
+
+def test_a_postcode_never_reads_as_a_country_prefix_the_second_time() -> None:
+    once = standardize_postcode(":A-0", None)
+    assert once is None or standardize_postcode(once, None) == once

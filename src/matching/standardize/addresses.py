@@ -400,14 +400,14 @@ _POSTCODE_RULES: dict[str, Callable[[str], str | None]] = {
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _standardize_postcode(raw: str, country: str | None) -> str | None:
-    text = transliterate(raw).upper().strip()
+    # Punctuation goes first, so that what is left never reads as a country prefix ("D-").
+    text = " ".join(_GENERIC.sub(" ", transliterate(raw).upper()).split()).strip(" -")
     text = _COUNTRY_PREFIX.sub("", text)
     rule = _POSTCODE_RULES.get(country or "")
     if rule is None:
-        generic = " ".join(_GENERIC.sub(" ", text).split()).strip(" -")
-        if not generic or not any(char.isdigit() for char in generic):
+        if not any(char.isdigit() for char in text):
             return None
-        return None if set(generic) <= {"0", " ", "-"} else generic
+        return None if set(text) <= {"0", " ", "-"} else text
     compact = _COMPACT_DROP.sub("", text)
     if not compact or set(compact) == {"0"}:
         return None
