@@ -135,3 +135,18 @@ class ApplyResult:
 class RebuildResult:
     goldens_checked: int
     goldens_changed: tuple[int, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One golden change to deliver to one target; ``idempotency_key`` lets the target drop
+    a repeat (golden id + version + target)."""
+
+    id: int
+    golden_id: int
+    version: int
+    target: str
+    idempotency_key: str
+    payload: Mapping[str, Any]
+    attempts: int
+    created_at: datetime

@@ -317,9 +317,35 @@ def replace_lineage(
 # --- history and outbox ------------------------------------------------------------------
 
 
+HISTORY_LOCK = lock_id("history", "append")
+
+
 def append_history(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        session.execute(sa.insert(GoldenHistoryRow), list(rows))
+    """Append history events, numbering them in commit order.
+
+    The events' ``sequence`` comes from an identity column, and a sequence value is drawn when
+    a row is inserted, not when it commits. To make sequence order commit order, appending
+    takes a transaction-scoped advisory lock that is released only at commit or rollback:
+    while one transaction holds it no other can draw a sequence number, so every number a
+    reader can see is lower than any a transaction in flight will commit. A changes feed that
+    reads "sequence > cursor" therefore never skips an event (a rollback only leaves a gap).
+    Callers append as late as they can: only short inserts may follow.
+    """
+    if not rows:
+        return
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": HISTORY_LOCK})
+    session.execute(sa.insert(GoldenHistoryRow), list(rows))
+
+
+def history_after(session: Session, cursor: int, limit: int) -> list[GoldenHistoryRow]:
+    """History events with ``sequence > cursor`` in sequence (= commit) order."""
+    statement = (
+        select(GoldenHistoryRow)
+        .where(col(GoldenHistoryRow.sequence) > cursor)
+        .order_by(col(GoldenHistoryRow.sequence))
+        .limit(limit)
+    )
+    return list(session.exec(statement))
 
 
 def history_of(session: Session, golden_id: int) -> list[GoldenHistoryRow]:
@@ -338,6 +364,76 @@ def add_outbox(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
             index_elements=[col(OutboxRow.idempotency_key)]
         )
         session.execute(statement, list(rows))
+
+
+def claim_outbox(
+    session: Session, target: str, limit: int, now: datetime, lease_until: datetime
+) -> list[OutboxRow]:
+    """Due, undelivered outbox rows of ``target`` in id order, leased until ``lease_until``.
+
+    ``SKIP LOCKED`` lets several relays share a target without blocking each other; the lease
+    (``next_attempt_at``) keeps a claimed row from being claimed again before it expires.
+    """
+    statement = (
+        select(OutboxRow)
+        .where(
+            col(OutboxRow.target) == target,
+            col(OutboxRow.delivered_at).is_(None),
+            col(OutboxRow.next_attempt_at) <= now,
+        )
+        .order_by(col(OutboxRow.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list(session.exec(statement))
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = lease_until
+    return rows
+
+
+def mark_outbox_delivered(session: Session, outbox_ids: Sequence[int], at: datetime) -> int:
+    result = session.execute(
+        sa.update(OutboxRow)
+        .where(any_of(col(OutboxRow.id), outbox_ids), col(OutboxRow.delivered_at).is_(None))
+        .values(delivered_at=at, last_error=None)
+        .returning(col(OutboxRow.id))
+    )
+    return len(result.all())
+
+
+def mark_outbox_failed(session: Session, outbox_id: int, error: str, retry_at: datetime) -> bool:
+    result = session.execute(
+        sa.update(OutboxRow)
+        .where(col(OutboxRow.id) == outbox_id, col(OutboxRow.delivered_at).is_(None))
+        .values(last_error=error, next_attempt_at=retry_at)
+        .returning(col(OutboxRow.id))
+    )
+    return result.first() is not None
+
+
+def invalid_source_records(session: Session, after_id: int, limit: int) -> list[SourceRecordRow]:
+    """Source records kept with validation errors, for stewards (oldest first)."""
+    statement = (
+        select(SourceRecordRow)
+        .where(
+            col(SourceRecordRow.validation_errors).is_not(None),
+            col(SourceRecordRow.id) > after_id,
+        )
+        .order_by(col(SourceRecordRow.id))
+        .limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+def resolve_golden_id(session: Session, golden_id: int) -> int | None:
+    """Follow ``merged_into`` from ``golden_id`` to the record it resolves to."""
+    row = session.get(GoldenRecordRow, golden_id)
+    seen: set[int] = set()
+    while row is not None and row.merged_into is not None and row.id not in seen:
+        seen.add(row.id)
+        row = session.get(GoldenRecordRow, row.merged_into)
+    return None if row is None else row.id
 
 
 # --- steward state -----------------------------------------------------------------------

@@ -20,7 +20,9 @@ def _tz(nullable: bool = False, **kwargs: Any) -> Any:
 
 
 def _json(nullable: bool = False) -> Any:
-    return Field(sa_column=sa.Column(JSONB, nullable=nullable))
+    # A nullable JSON column stores Python None as SQL NULL (so ``IS NULL`` means "none"); a
+    # NOT NULL one stores it as JSON null (a pinned empty value).
+    return Field(sa_column=sa.Column(JSONB(none_as_null=nullable), nullable=nullable))
 
 
 class GoldenRecordRow(SQLModel, table=True):
@@ -177,10 +179,9 @@ class GoldenPinRow(SQLModel, table=True):
 
 
 class GoldenHistoryRow(SQLModel, table=True):
-    """Append-only golden history. ``sequence`` is global and only grows; ``tx_id`` is the
-    writing transaction (``pg_current_xact_id``) so a changes feed can hold back rows of
-    transactions still in flight and never skip one that commits out of sequence order.
-    A trigger rejects UPDATE and DELETE.
+    """Append-only golden history. ``sequence`` is global, only grows, and follows commit
+    order (``repositories.append_history`` serialises appends), so a changes feed reading
+    "sequence > cursor" never skips an event. A trigger rejects UPDATE and DELETE.
     """
 
     __tablename__ = "golden_history"
@@ -212,14 +213,6 @@ class GoldenHistoryRow(SQLModel, table=True):
     actor: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     occurred_at: datetime = _tz()
     data: dict[str, Any] = _json()
-    tx_id: int | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.BigInteger,
-            nullable=False,
-            server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
-        ),
-    )
 
 
 class MatchConstraintRow(SQLModel, table=True):

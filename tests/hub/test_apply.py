@@ -179,6 +179,13 @@ def test_invalid_changes_are_kept_with_errors_and_the_rest_applies(engine: Engin
         )
     assert len(keyless) == 2
     assert all(errors[0]["loc"] == "pk" for errors in keyless)
+    for_stewards = hub.invalid_source_records()
+    assert [(r.system, r.key is None) for r in for_stewards] == [
+        ("crm", False),
+        ("crm", False),
+        ("crm", True),
+        ("crm", True),
+    ]
     # Re-delivering the keyless changes does not store them twice.
     hub.apply_changes([upsert("crm", "", 4, legal_name="No Key")])
     assert count(engine, "SELECT count(*) FROM source_records WHERE pk IS NULL") == 2

@@ -8,7 +8,7 @@ the environment or holds global state.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.engine import Engine
@@ -22,6 +22,7 @@ from hub.records import (
     ApplyResult,
     DeadLetter,
     GoldenRecord,
+    OutboxMessage,
     RebuildResult,
     ReviewDecision,
     ReviewTask,
@@ -338,6 +339,57 @@ class HubServices:
     def golden_as_of(self, golden_id: int, as_of: datetime) -> GoldenSnapshot | None:
         """The golden record as it was at ``as_of``, reconstructed from its history."""
         return self._read("golden as of", lambda s: reads.golden_as_of(s, golden_id, as_of))
+
+    def changes_after(self, cursor: int = 0, limit: int = 500) -> list[HistoryEvent]:
+        """Golden changes with a history sequence above ``cursor``, in commit order.
+
+        A consumer that passes the last sequence it saw as the next cursor sees every change
+        exactly once: sequence order is commit order (see ``repositories.append_history``).
+        """
+        return self._read("changes after", lambda s: reads.changes_after(s, cursor, limit))
+
+    def invalid_source_records(self, *, after_id: int = 0, limit: int = 100) -> list[SourceRecord]:
+        """Source records kept with validation errors (unlinked), for stewards to follow up."""
+        return self._read(
+            "invalid source records",
+            lambda s: [
+                reads.source_record_view(r) for r in repo.invalid_source_records(s, after_id, limit)
+            ],
+        )
+
+    # --- outbox --------------------------------------------------------------------------
+
+    def claim_outbox(
+        self, target: str, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)
+    ) -> list[OutboxMessage]:
+        """Claim due outbox messages of ``target`` (id order) for ``lease``; a relay delivers
+        them and marks each delivered or failed. Unmarked ones come due again after the lease.
+        """
+
+        def work(session: Session) -> list[OutboxMessage]:
+            now = self.clock()
+            rows = repo.claim_outbox(session, target, limit, now, now + lease)
+            return [reads.outbox_message(row) for row in rows]
+
+        return run_in_transaction(self.engine, "claim outbox", work, attempts=self.attempts)
+
+    def mark_outbox_delivered(self, outbox_ids: Sequence[int]) -> int:
+        """Record delivery; returns how many were still undelivered."""
+        return run_in_transaction(
+            self.engine,
+            "mark outbox delivered",
+            lambda s: repo.mark_outbox_delivered(s, outbox_ids, self.clock()),
+            attempts=self.attempts,
+        )
+
+    def mark_outbox_failed(self, outbox_id: int, error: str, *, retry_at: datetime) -> bool:
+        """Record a failed delivery and when to try again."""
+        return run_in_transaction(
+            self.engine,
+            "mark outbox failed",
+            lambda s: repo.mark_outbox_failed(s, outbox_id, error, retry_at),
+            attempts=self.attempts,
+        )
 
     def open_review_tasks(self, limit: int = 100) -> list[ReviewTask]:
         """Open review tasks, highest priority first."""

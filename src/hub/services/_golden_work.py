@@ -380,8 +380,9 @@ class GoldenWork:
         for golden_id in pins_changed:
             repo.replace_pins(self.session, golden_id, self._touched[golden_id].pins)
         repo.replace_lineage(self.session, self._dirty, lineage)
-        repo.append_history(self.session, history)
         repo.add_outbox(self.session, outbox)
+        # Last: appending history holds the history lock until commit.
+        repo.append_history(self.session, history)
         return SavedGoldens(created=tuple(created), changed=tuple(changed))
 
     def _payload(self, state: GoldenSnapshot) -> dict[str, Any]:

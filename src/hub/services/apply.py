@@ -4,7 +4,7 @@
 delivery and concurrent workers depends on the order of these steps:
 
 1. Lock the batch position (advisory lock on source + partition) and skip the whole batch if
-   its offset is already applied. The position is written in step 9, in the same transaction
+   its offset is already applied. The position is written in step 8, in the same transaction
    as the effects, so a batch is applied exactly once however often it is delivered.
 2. Keep the newest change per source row; take advisory locks on those rows (sorted), read
    them, and drop every change that is not newer than what is stored (per-key order; a delete
@@ -23,10 +23,12 @@ delivery and concurrent workers depends on the order of these steps:
    automatic match, else a new golden record) and open review tasks for the pairs in the
    review band.
 6. Rewrite the blocking keys of the records that changed.
-7. Recompute survivorship for every golden record touched; version, history and outbox rows
-   only where something visible changed (see ``_golden_work``).
-8. Write the review tasks.
-9. Record the batch position and the batch's dead letters.
+7. Write the review tasks.
+8. Record the batch position and the batch's dead letters.
+9. Recompute survivorship for every golden record touched; version, history and outbox rows
+   only where something visible changed (see ``_golden_work``). Last, because appending
+   history takes the history lock, which is held until commit (see
+   ``repositories.append_history``).
 """
 
 from __future__ import annotations
@@ -211,10 +213,7 @@ class BatchApply:
             },
         )
 
-        # 7. golden records
-        saved = self.work.save()
-
-        # 8. review tasks
+        # 7. review tasks
         opened: list[int] = []
         if self.review_rows:
             for review in self.review_rows:
@@ -226,12 +225,15 @@ class BatchApply:
             )
             opened = sorted(int(r[0]) for r in result)
 
-        # 9. position and dead letters
+        # 8. position and dead letters
         if position is not None:
             repo.record_applied_position(
                 self.session, position.source, position.partition, position.offset, self.now
             )
         repo.record_dead_letters(self.session, dead_letters, self.now)
+
+        # 9. golden records, history and outbox, last: the history lock is held to commit
+        saved = self.work.save()
         return ApplyResult(
             applied=self.applied,
             stale=self.stale,

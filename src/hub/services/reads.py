@@ -16,6 +16,7 @@ from hub.history import GoldenSnapshot, HistoryEvent, reconstruct
 from hub.model import AttributeLineage, DecidedBy, GoldenStatus, SourceKey, SourcePosition
 from hub.records import (
     GoldenRecord,
+    OutboxMessage,
     ReviewDecision,
     ReviewKind,
     ReviewStatus,
@@ -24,16 +25,13 @@ from hub.records import (
     SourceRecord,
 )
 from hub.services._golden_work import record_key, record_position
-from hub.tables import ReviewTaskRow, SourceRecordRow
+from hub.tables import GoldenHistoryRow, OutboxRow, ReviewTaskRow, SourceRecordRow
 
 
 def find_golden(session: Session, golden_id: int) -> GoldenRecord | None:
     """The golden record ``golden_id``, following ``merged_into`` to the survivor."""
-    row = repo.golden_record(session, golden_id)
-    seen: set[int] = set()
-    while row is not None and row.merged_into is not None and row.id not in seen:
-        seen.add(row.id)
-        row = repo.golden_record(session, row.merged_into)
+    resolved = repo.resolve_golden_id(session, golden_id)
+    row = None if resolved is None else repo.golden_record(session, resolved)
     if row is None:
         return None
     members = repo.members_of(session, [row.id])
@@ -142,23 +140,29 @@ def get_golden_by_source(session: Session, key: SourceKey) -> GoldenRecord:
     return get_golden(session, row.golden_id)
 
 
+def _event(row: GoldenHistoryRow) -> HistoryEvent:
+    return HistoryEvent.from_data(
+        golden_id=row.golden_id,
+        kind=row.kind,
+        cause=row.cause,
+        actor=row.actor,
+        occurred_at=row.occurred_at,
+        version=row.version,
+        sequence=row.sequence,
+        data=row.data,
+    )
+
+
+def changes_after(session: Session, cursor: int, limit: int) -> list[HistoryEvent]:
+    """Every golden change after ``cursor`` (a history sequence number), in commit order."""
+    return [_event(row) for row in repo.history_after(session, cursor, limit)]
+
+
 def history(session: Session, golden_id: int) -> list[HistoryEvent]:
     """The history events of exactly this golden record (no merge chain followed), in order."""
     if repo.golden_record(session, golden_id) is None:
         raise GoldenRecordNotFoundError(golden_id)
-    return [
-        HistoryEvent.from_data(
-            golden_id=row.golden_id,
-            kind=row.kind,
-            cause=row.cause,
-            actor=row.actor,
-            occurred_at=row.occurred_at,
-            version=row.version,
-            sequence=row.sequence,
-            data=row.data,
-        )
-        for row in repo.history_of(session, golden_id)
-    ]
+    return [_event(row) for row in repo.history_of(session, golden_id)]
 
 
 def golden_as_of(session: Session, golden_id: int, as_of: datetime) -> GoldenSnapshot | None:
@@ -182,5 +186,18 @@ def review_task_view(row: ReviewTaskRow) -> ReviewTask:
         decision=None if row.decision is None else ReviewDecision(row.decision),
         decided_by=row.decided_by,
         decided_at=row.decided_at,
+        created_at=row.created_at,
+    )
+
+
+def outbox_message(row: OutboxRow) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        golden_id=row.golden_id,
+        version=row.version,
+        target=row.target,
+        idempotency_key=row.idempotency_key,
+        payload=row.payload,
+        attempts=row.attempts,
         created_at=row.created_at,
     )

@@ -362,21 +362,24 @@ def decide_review(
             "decide review task", f"task {task_id} is {task.status}, not open"
         )
     kind = ReviewKind(task.kind)
+    # Either side may have been merged away since the task was opened: decide on survivors.
+    left_golden = repo.resolve_golden_id(work.session, task.golden_id) or task.golden_id
+    candidate_golden = (
+        repo.resolve_golden_id(work.session, task.candidate_golden_id) or task.candidate_golden_id
+    )
     if decision is ReviewDecision.MATCH:
         if kind is ReviewKind.SOURCE_VS_GOLDEN:
             assert task.source_record_id is not None
             link_source_record(
-                work, task.source_record_id, task.candidate_golden_id, actor=actor, reason=reason
+                work, task.source_record_id, candidate_golden, actor=actor, reason=reason
             )
-        else:
-            lock_active(work, [task.golden_id, task.candidate_golden_id])
-            plan = plan_merge(
-                _summary(work, task.golden_id), _summary(work, task.candidate_golden_id)
-            )
+        elif left_golden != candidate_golden:
+            lock_active(work, [left_golden, candidate_golden])
+            plan = plan_merge(_summary(work, left_golden), _summary(work, candidate_golden))
             merge_golden_records(work, plan.survivor_id, plan.merged_id, actor=actor, reason=reason)
     else:
-        candidate = task.candidate_golden_id
-        work.lock([candidate, task.golden_id])
+        candidate = candidate_golden
+        work.lock([candidate, left_golden])
         right = work.members(candidate) if work.is_locked(candidate) else frozenset()
         if task.candidate_source_record_id is not None:
             right = right | {task.candidate_source_record_id}
@@ -384,7 +387,7 @@ def decide_review(
             assert task.source_record_id is not None
             left: frozenset[int] = frozenset({task.source_record_id})
         else:
-            left = work.members(task.golden_id) if work.is_locked(task.golden_id) else frozenset()
+            left = work.members(left_golden) if work.is_locked(left_golden) else frozenset()
         repo.add_constraints(
             work.session,
             "cannot_link",

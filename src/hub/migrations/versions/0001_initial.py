@@ -166,12 +166,6 @@ def upgrade() -> None:
         sa.Column("actor", sa.Text, nullable=False),
         _ts("occurred_at"),
         sa.Column("data", JSONB, nullable=False),
-        sa.Column(
-            "tx_id",
-            sa.BigInteger,
-            nullable=False,
-            server_default=sa.text("(pg_current_xact_id()::text)::bigint"),
-        ),
         sa.CheckConstraint(
             "kind IN ('created', 'updated', 'linked', 'unlinked', 'merged', 'unmerged',"
             " 'retired', 'pinned', 'unpinned')",
