@@ -344,6 +344,7 @@ def replay(
         f"applied or older, {totals['invalid']} invalid, {totals['dead_letters']} dead-lettered, "
         f"{totals['ignored']} without a row change",
         highlight=False,
+        soft_wrap=True,
     )
     if mapper.unmapped:
         console.print(f"unmapped tables ignored: {dict(mapper.unmapped)}", highlight=False)
