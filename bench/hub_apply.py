@@ -16,7 +16,6 @@ Starts a throwaway embedded PostgreSQL unless ``--url`` names a database::
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -25,15 +24,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from synthetic import Record, generate_customers, new_arrivals, with_duplicates  # noqa: E402
-
-from hub.db import create_engine, migrate  # noqa: E402
-from hub.model import ChangeOp, SourceChange, SourceKey, SourcePosition  # noqa: E402
-from hub.rules import default_rules  # noqa: E402
-from hub.services import HubServices  # noqa: E402
-from matching import MatchModel, default_spec  # noqa: E402
+from hub.db import create_engine, migrate
+from hub.model import ChangeOp, SourceChange, SourceKey, SourcePosition
+from hub.rules import default_rules
+from hub.services import HubServices
+from matching import MatchModel, default_spec
+from synthetic import Record, generate_customers, new_arrivals, with_duplicates
 
 SYSTEMS = ("crm", "billing", "erp")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
