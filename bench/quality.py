@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from datasets import LOADERS, LabelledDataset
+from datasets import CANONICAL_COLUMNS, LOADERS, LabelledDataset
 from matching.batch import DECISION_MATCH
 from matching.metrics import score_bcubed, score_pairs, score_pairwise
 from mdh.file_matching import InputFile, run_matching
@@ -46,18 +46,21 @@ class Scores:
 
 
 def _input_files(dataset: LabelledDataset) -> list[InputFile]:
-    columns = dataset.columns
-    return [
-        InputFile(
-            path=Path(f"{dataset.name}/{source.name}"),
-            source=source.name,
-            record_ids=list(source.frame["record_id"]),
-            fields={column: list(source.frame[column]) for column in columns},
-            truth=list(source.frame["truth"]),
-            columns={column: column for column in columns},
+    """Each source as `mdh match` reads it with the config ``datasets.py --write`` writes."""
+    files = []
+    for source in dataset.sources:
+        columns = [c for c in CANONICAL_COLUMNS if c in source.frame.columns]
+        files.append(
+            InputFile(
+                path=Path(f"{dataset.name}_{source.name}.csv"),
+                source=source.name,
+                record_ids=list(source.frame["record_id"]),
+                fields={column: list(source.frame[column]) for column in columns},
+                truth=list(source.frame["truth"]),
+                columns={column: column for column in columns},
+            )
         )
-        for source in dataset.sources
-    ]
+    return files
 
 
 def run_ours(dataset: LabelledDataset, spec: str) -> Scores:
