@@ -22,7 +22,8 @@ delivery and concurrent workers depends on the order of these steps:
    errors, unlinked; link valid ones (steward decisions and constraints first, then the best
    automatic match, else a new golden record) and open review tasks for the pairs in the
    review band.
-6. Rewrite the blocking keys of the records that changed.
+6. Rewrite the blocking keys of the records that changed (a record whose match features did
+   not change keeps its keys and its link, and skips the candidate look-up of step 4).
 7. Write the review tasks.
 8. Record the batch position and the batch's dead letters.
 9. Recompute survivorship for every golden record touched; version, history and outbox rows
@@ -108,6 +109,10 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+def _id_of(row: SourceRecordRow | None) -> int | None:
+    return None if row is None else row.id
+
+
 def usable_pk(key: SourceKey) -> bool:
     """A primary key the crosswalk can store: not blank, no NUL character."""
     return bool(key.pk.strip()) and "\x00" not in key.pk
@@ -136,6 +141,7 @@ class BatchApply:
         self.open_pairs: set[tuple[int, int]] = set()
         self.changed_records: dict[int, SourceRecordRow] = {}
         self.record_keys: dict[int, tuple[str, ...]] = {}
+        self.unchanged_links: set[int] = set()
         self.stale = self.invalid = self.deleted = self.applied = 0
 
     def run(
@@ -174,9 +180,23 @@ class BatchApply:
             else:
                 self.stale += 1
 
-        # 3. validate and standardize; lock the blocking keys
+        # 3. validate and standardize; lock the blocking keys of the records to be matched
         prepared = [self._prepare(change) for change in fresh]
-        batch_keys = sorted({key for p in prepared for key in p.keys})
+        self.unchanged_links = {
+            row.id
+            for p in prepared
+            if p.keyed
+            and (row := stored.get(p.change.key)) is not None
+            and self._keeps_link(row, p)
+        }
+        batch_keys = sorted(
+            {
+                key
+                for p in prepared
+                if not (p.keyed and _id_of(stored.get(p.change.key)) in self.unchanged_links)
+                for key in p.keys
+            }
+        )
         repo.advisory_lock(self.session, [repo.lock_id("block", key) for key in batch_keys])
 
         # 4. candidates sharing a key; golden records locked in id order
@@ -210,6 +230,7 @@ class BatchApply:
                 if self._is_candidate(row)
                 else []
                 for record_id, row in self.changed_records.items()
+                if record_id not in self.unchanged_links
             },
         )
 
@@ -396,9 +417,16 @@ class BatchApply:
         self._supersede_tasks(row.id)
         self.deleted += 1
 
+    def _keeps_link(self, row: SourceRecordRow, p: _Prepared) -> bool:
+        """A valid upsert of a linked row keeps its link, without matching, when a steward
+        decided the link or when its match features did not change."""
+        if p.errors is not None or p.change.op is not ChangeOp.UPSERT:
+            return False
+        if not self._is_candidate(row):
+            return False
+        return row.link_decided_by == DecidedBy.STEWARD.value or row.features == p.features
+
     def _apply_upsert(self, row: SourceRecordRow, p: _Prepared) -> None:
-        was_candidate = self._is_candidate(row)
-        old_features = row.features
         self._take_position(row, p)
         row.deleted = False
         row.raw = None if p.change.raw is None else json_safe(dict(p.change.raw))
@@ -412,11 +440,7 @@ class BatchApply:
             self._supersede_tasks(row.id)
             return
         self.applied += 1
-        keep = row.golden_id is not None and (
-            row.link_decided_by == DecidedBy.STEWARD.value
-            or (was_candidate and old_features == p.features)
-        )
-        if keep:
+        if row.id in self.unchanged_links:
             assert row.golden_id is not None
             self.work.note_changed(row.golden_id)
         else:
