@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hub_testkit import count, delete, key, make_hub, upsert
+from hub_testkit import ExactMatcher, count, delete, key, make_hub, upsert
 from sqlalchemy.engine import Engine
 
 from hub.errors import (
@@ -15,6 +15,7 @@ from hub.errors import (
 )
 from hub.model import GoldenStatus
 from hub.records import ReviewDecision, ReviewStatus
+from hub.rules import Rule, RuleKind, SourceRef, SurvivorshipRules
 from hub.services import HubServices
 
 
@@ -236,3 +237,33 @@ def test_hard_conflict_is_never_merged_automatically(engine: Engine) -> None:
     assert crm.id != erp.id
     [task] = hub.open_review_tasks()
     assert task.explanation["conflicts"] == ["tax_id"]
+
+
+def test_rebuild_with_new_rules_updates_values_lineage_and_versions(engine: Engine) -> None:
+    hub = make_hub(engine)
+    hub.apply_changes(
+        [
+            upsert("crm", "1", 1, legal_name="Acme (CRM)", emails=["a@acme.example"]),
+            upsert("erp", "E1", 2, legal_name="Acme (ERP)", emails=["a@acme.example"]),
+        ]
+    )
+    before = hub.get_golden_by_source(key("crm", "1"))
+    assert before.attributes["legal_name"] == "Acme (ERP)"
+    crm_first = SurvivorshipRules(
+        attributes={
+            "legal_name": (Rule(kind=RuleKind.SOURCE_PRIORITY, systems=(SourceRef(system="crm"),)),)
+        }
+    )
+    rebuilt = HubServices(engine, matcher=ExactMatcher(), rules=crm_first, targets=("crm",))
+    result = rebuilt.rebuild_golden_records()
+    assert result.goldens_changed == (before.id,)
+    after = rebuilt.get_golden(before.id)
+    assert after.attributes["legal_name"] == "Acme (CRM)"
+    assert after.version == before.version + 1
+    assert after.lineage["legal_name"].rule_set_version == crm_first.version
+    assert str(after.lineage["legal_name"].source_key) == "crm/customers/1"
+    assert rebuilt.golden_history(before.id)[-1].diff["legal_name"] == {
+        "old": "Acme (ERP)",
+        "new": "Acme (CRM)",
+    }
+    assert rebuilt.rebuild_golden_records().goldens_changed == ()
