@@ -17,6 +17,7 @@ import jellyfish
 import numpy as np
 import numpy.typing as npt
 
+from matching.arrays import sorted_unique, unique_inverse
 from matching.comparison import TextCache, field_texts, list_value, text_value
 from matching.spec import LIST_FEATURES, BlockingRuleSpec
 
@@ -24,6 +25,7 @@ IntArray = npt.NDArray[np.int64]
 
 _MAX_VALUE_CHARS = 48
 _MAX_KEYS_PER_RULE = 8
+_PAIRS_PER_CHUNK = 5_000_000
 
 
 @lru_cache(maxsize=200_000)
@@ -119,8 +121,7 @@ class BlockingRule:
             )
             valid &= part >= 0
             combined = combined * (len(code_of) + 1) + np.maximum(part, 0)
-            _, inverse = np.unique(combined, return_inverse=True)
-            combined = inverse.astype(np.int64).reshape(n)
+            combined = unique_inverse(combined)[1]
         positions_arr = np.nonzero(valid)[0].astype(np.int64)
         return positions_arr, combined[valid]
 
@@ -239,34 +240,40 @@ def pairs_from_memberships(
     member = np.repeat(usable, sizes)
     keys_sorted = keys_sorted[member]
     recs_sorted = recs_sorted[member]
-    left_parts: list[IntArray] = []
-    right_parts: list[IntArray] = []
-    # Pair each position with the one `offset` further on while both are in the same block;
-    # only blocks longer than `offset` stay in play, so the work is proportional to the pairs.
-    offset = 1
-    while len(keys_sorted) > offset:
-        same = keys_sorted[:-offset] == keys_sorted[offset:]
-        if not same.any():
-            break
-        a = recs_sorted[:-offset][same]
-        b = recs_sorted[offset:][same]
+    if len(keys_sorted) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    _, starts, sizes = np.unique(keys_sorted, return_index=True, return_counts=True)
+    block = np.repeat(np.arange(len(sizes)), sizes)
+    # Each membership pairs with the members after it in its block.
+    partners = sizes[block] - (np.arange(len(keys_sorted)) - starts[block]) - 1
+    cumulative = np.cumsum(partners)
+    n = int(records.max()) + 1
+    found: list[IntArray] = []
+    begin = 0
+    while begin < len(partners):
+        done = int(cumulative[begin - 1]) if begin else 0
+        end = max(
+            int(np.searchsorted(cumulative, done + _PAIRS_PER_CHUNK, side="right")), begin + 1
+        )
+        counts = partners[begin:end]
+        total = int(counts.sum())
+        begin_at = begin
+        begin = end
+        if total == 0:
+            continue
+        first = np.repeat(np.arange(begin_at, end, dtype=np.int64), counts)
+        first += (
+            np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+        )
+        a = recs_sorted[np.repeat(np.arange(begin_at, end, dtype=np.int64), counts)]
+        b = recs_sorted[first]
         if group_codes is not None:
             cross = group_codes[a] != group_codes[b]
             a, b = a[cross], b[cross]
-        left_parts.append(np.minimum(a, b))
-        right_parts.append(np.maximum(a, b))
-        offset += 1
-        if offset % 8 == 0:
-            # Shrink to the blocks still longer than the offset.
-            _, sizes = np.unique(keys_sorted, return_counts=True)
-            keep_block = np.repeat(sizes > offset, sizes)
-            keys_sorted = keys_sorted[keep_block]
-            recs_sorted = recs_sorted[keep_block]
-    if not left_parts:
+        found.append(sorted_unique(np.minimum(a, b) * n + np.maximum(a, b)))
+    if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    left = np.concatenate(left_parts)
-    right = np.concatenate(right_parts)
-    n = int(max(left.max(initial=0), right.max(initial=0))) + 1
-    combined = np.unique(left * n + right)
+    combined = sorted_unique(np.concatenate(found)) if len(found) > 1 else found[0]
     return combined // n, combined % n

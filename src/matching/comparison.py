@@ -22,6 +22,7 @@ import numpy.typing as npt
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, JaroWinkler, Levenshtein
 
+from matching.arrays import unique_inverse
 from matching.spec import DISTANCE_KINDS, SIMILARITY_KINDS, ComparisonSpec, joint_part_levels
 
 IntArray = npt.NDArray[np.int64]
@@ -138,8 +139,8 @@ def _pair_codes(ca: IntArray, cb: IntArray) -> tuple[IntArray, IntArray, IntArra
         return lo, hi, np.zeros(0, dtype=np.int64)
     base = int(hi.max()) + 1
     combined = lo * base + hi
-    uniq, inverse = np.unique(combined, return_inverse=True)
-    return uniq // base, uniq % base, inverse.astype(np.int64)
+    uniq, inverse = unique_inverse(combined)
+    return uniq // base, uniq % base, inverse
 
 
 class Comparison:

@@ -210,7 +210,7 @@ class MatchSpec:
     hard_conflicts: tuple[HardConflictSpec, ...] = ()
     prior: float | None = None
     """Probability that two random records match; None: estimate it by EM."""
-    max_block_size: int = 500
+    max_block_size: int = 200
     """Batch mode: a blocking key shared by more records than this is skipped."""
     max_candidates_per_key: int = 200
     """Incremental mode: at most this many records are taken from one key's block."""
@@ -660,7 +660,7 @@ def default_spec() -> MatchSpec:
             _rule("ni", "national_id"),
             _rule("dm", "domain"),
             _rule("nm", "name:metaphone", "country"),
-            _rule("nc", "name:first_token", "city"),
+            _rule("nc", "name:first_token", "postcode"),
             *_PERSON_NAME_RULES,
             _rule("ad", "postcode", "house_number"),
             _rule("sh", "street:metaphone", "house_number"),
@@ -759,6 +759,8 @@ def census_spec() -> MatchSpec:
         # "More likely than not" merges: the ssn hard conflict keeps two W-2 holders apart.
         match_probability=0.5,
         review_probability=0.2,
+        # One town of ~10,000 people: name blocks are large and still worth comparing.
+        max_block_size=500,
     )
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from matching_testkit import person, population
 
 from matching import BlockingRuleSpec, default_spec, febrl_spec
+from matching.arrays import sorted_unique, unique_inverse
 from matching.blocking import (
     Blocker,
     BlockingRule,
@@ -111,3 +112,13 @@ def test_batch_memberships_give_the_same_pairs_as_per_record_keys() -> None:
     )
     assert got[0].tolist() == expected[0].tolist()
     assert got[1].tolist() == expected[1].tolist()
+
+
+@given(st.lists(st.integers(min_value=-5, max_value=40), max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_sort_based_unique_matches_numpy(values: list[int]) -> None:
+    array = np.asarray(values, dtype=np.int64)
+    assert sorted_unique(array).tolist() == np.unique(array).tolist()
+    uniques, inverse = unique_inverse(array)
+    assert uniques.tolist() == np.unique(array).tolist()
+    assert uniques[inverse].tolist() == values
