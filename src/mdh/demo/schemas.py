@@ -36,6 +36,7 @@ Conventions, chosen for Debezium and psql:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import psycopg
@@ -443,7 +444,9 @@ def _ensure_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            # Another process may create it at the same moment: that is as good.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _create_source_tables(url: str, system: str, reset: bool) -> None:

@@ -123,6 +123,15 @@ class TrafficConfig:
     """Of arriving records of existing customers: the share written into a system that
     already holds the customer (a duplicate) rather than a new one (an arrival)."""
 
+    def __post_init__(self) -> None:
+        if self.rate is not None and self.rate <= 0:
+            raise DemoError(f"traffic rate must be positive (or None for unpaced), got {self.rate}")
+        if self.max_transactions is not None and self.max_transactions < 0:
+            raise DemoError(f"max_transactions must not be negative, got {self.max_transactions}")
+        if not 0.0 <= self.same_system_share <= 1.0:
+            raise DemoError(f"same_system_share must be in [0, 1], got {self.same_system_share}")
+        self.mix.choices()
+
 
 @dataclass
 class TrafficCounts:
@@ -228,12 +237,27 @@ class _Traffic:
         return None if row is None or row[0] is None else str(row[0])
 
     def _resume_ids(self) -> IdAllocator:
+        """Number ranges go on after the highest id ever issued: a deleted row's id is in
+        the truth store and never comes back (as in the real systems)."""
         ids = IdAllocator(random.Random(self.config.seed ^ 0x2C92C0F8))
-        crm_account = self._max("crm", 'SELECT max(id COLLATE "C") FROM account')
-        crm_contact = self._max("crm", 'SELECT max(id COLLATE "C") FROM contact')
+
+        def highest(system: str, table: str) -> str | None:
+            query = (
+                f'SELECT max(pk COLLATE "C") FROM {TRUTH_SCHEMA}.source_entity'
+                f" WHERE system = '{system}' AND table_name = '{table}'"
+            )
+            column = PRIMARY_KEYS[(system, table)]
+            candidates = [
+                self._max("truth", query),
+                self._max(system, f'SELECT max({column} COLLATE "C") FROM {table}'),
+            ]
+            return max((c for c in candidates if c is not None), default=None)
+
+        crm_account = highest("crm", "account")
+        crm_contact = highest("crm", "contact")
         number = self._max("billing", "SELECT max(accountnumber) FROM account")
-        kunnr = self._max("erp", "SELECT max(kunnr) FROM kna1")
-        parnr = self._max("erp", "SELECT max(parnr) FROM knvk")
+        kunnr = highest("erp", "kna1")
+        parnr = highest("erp", "knvk")
         if crm_account:
             ids.crm_account = max(ids.crm_account, salesforce_number(crm_account))
         if crm_contact:
@@ -341,12 +365,15 @@ class _Traffic:
         """Truth first, then the source rows (ordering step 1 of the module docstring)."""
         truth = self.conns["truth"]
         truth_rows = []
+        seen = {
+            (system, table, entity_id)
+            for entity_id in {item.entity_id for item in emitted}
+            for system, table, _ in self.entity_rows.get(entity_id, set())
+        }
         for item in emitted:
             key = (item.system, item.table, item.pk)
-            duplicate = any(
-                (system, table) == (item.system, item.table)
-                for system, table, _ in self.entity_rows.get(item.entity_id, set())
-            )
+            duplicate = (item.system, item.table, item.entity_id) in seen
+            seen.add((item.system, item.table, item.entity_id))
             truth_rows.append((*key, item.entity_id, duplicate, "traffic", now))
         with truth.transaction():
             for customer in new:
