@@ -21,10 +21,12 @@ def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine
     """An engine for the hub database (READ COMMITTED, pre-pinged pooled connections).
 
     The services rely on READ COMMITTED: a statement that ran after an advisory lock was
-    granted sees everything committed by the transaction that held the lock before.
+    granted sees everything committed by the transaction that held the lock before. Sessions
+    run in UTC, so timestamps come back timezone-aware UTC whatever the server's default.
     """
     return sa.create_engine(
         url,
+        connect_args={"options": "-c TimeZone=UTC"},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
