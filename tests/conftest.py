@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,15 +14,20 @@ from mdh.embedded_pg import EmbeddedPostgres
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    """A throwaway embedded PostgreSQL server for the whole session (wal_level=logical)."""
-    root = Path(tmp_path_factory.mktemp("pg")) / "pg"
-    server = EmbeddedPostgres(root)
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    """A throwaway embedded PostgreSQL server for the whole session (wal_level=logical).
+
+    It lives outside pytest's ``pytest-of-<user>`` tree: another pytest session resets that
+    tree to mode 0700, which (as root) locks out the unprivileged server user mid-session.
+    """
+    base = Path(tempfile.mkdtemp(prefix="mdh-test-pg-"))
+    server = EmbeddedPostgres(base / "pg")
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
