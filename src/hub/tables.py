@@ -413,3 +413,49 @@ HUB_TABLES: tuple[str, ...] = (
     "applied_positions",
 )
 """Every table the hub owns, in dependency order (tests truncate them)."""
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: its public ``prefix`` finds the row, the sha256 of the whole token proves it.
+
+    The token itself is shown once, at creation, and never stored.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('reader', 'steward', 'admin')", name="ck_api_keys_role"),
+        sa.UniqueConstraint("prefix", name="uq_api_keys_prefix"),
+    )
+
+    id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.Identity(always=False), primary_key=True))
+    prefix: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    secret_hash: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    role: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_by: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = _tz()
+    revoked_at: datetime | None = _tz(nullable=True)
+    revoked_by: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+
+
+class AuditEntryRow(SQLModel, table=True):
+    """One steward or admin action: who, what, on what, when and why (append-only)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.Index("ix_audit_log_target", "target", "id"),
+        sa.Index("ix_audit_log_actor", "actor", "id"),
+    )
+
+    id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.Identity(always=True), primary_key=True))
+    occurred_at: datetime = _tz()
+    actor: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    role: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    action: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    target: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    details: dict[str, Any] = _json()
+
+
+API_TABLES: tuple[str, ...] = ("api_keys", "audit_log")
+"""Tables of API access and auditing (not part of the golden-record store's truncation set)."""

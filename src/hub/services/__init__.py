@@ -29,11 +29,16 @@ from hub.records import (
     SourceRecord,
 )
 from hub.rules import SurvivorshipRules
-from hub.services import reads, steward
+from hub.services import keys, queue, reads, reports, search, steward
 from hub.services._golden_work import GoldenWork
 from hub.services._tx import run_in_transaction
 from hub.services.apply import BatchApply
+from hub.services.desk import StewardDesk
+from hub.services.keys import ApiKey, AuditContext, AuditEntry
+from hub.services.queue import DeadLetterView, QueuePage, QueueQuery, TaskDetail, UnmergePreview
 from hub.services.rebuild import rebuild_all
+from hub.services.reports import DuplicateReport, ReportQuery, StoreStatus
+from hub.services.search import SearchHit, SearchQuery
 from hub.services.steward import SourceRef
 
 __all__ = ["HubServices", "SourceRef", "utc_now"]
@@ -397,3 +402,82 @@ class HubServices:
             "open review tasks",
             lambda s: [reads.review_task_view(t) for t in repo.open_review_tasks(s, limit)],
         )
+
+    # --- API: keys, audit, search, queue, reports (services/{keys,desk,search,queue,reports}) --
+
+    def desk(self, context: AuditContext) -> StewardDesk:
+        """Steward and admin actions of one actor, each audited in its own transaction."""
+        return StewardDesk(self, context)
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The active API key of this token, or None."""
+        return self._read("authenticate", lambda s: keys.authenticate(s, token))
+
+    def api_keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
+        return self._read("api keys", lambda s: keys.list_keys(s, include_revoked=include_revoked))
+
+    def audit_log(
+        self,
+        *,
+        actor: str | None = None,
+        target: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        return self._read(
+            "audit log",
+            lambda s: keys.audit_entries(
+                s, actor=actor, target=target, action=action, before_id=before_id, limit=limit
+            ),
+        )
+
+    def search_golden(self, query: SearchQuery) -> list[SearchHit]:
+        """Golden records whose source records the matcher finds closest to the query."""
+        return self._read("search", lambda s: search.search_golden(s, self.matcher, query))
+
+    def review_queue(self, query: QueueQuery) -> QueuePage:
+        """Review tasks by filter, sorted by priority (uncertainty x impact), age or score."""
+        now = self.clock()
+        return self._read("review queue", lambda s: queue.review_queue(s, query, now))
+
+    def review_task_detail(self, task_id: int) -> TaskDetail:
+        """A task with both sides, their differences and the score waterfall."""
+        now = self.clock()
+        return self._read("review task", lambda s: queue.task_detail(s, task_id, now))
+
+    def unmerge_preview(self, golden_id: int, source_record_ids: Collection[int]) -> UnmergePreview:
+        """What ``unmerge`` would do (parts, records per system, attributes), without doing it."""
+        return self._read(
+            "unmerge preview",
+            lambda s: queue.unmerge_preview(
+                s, golden_id, source_record_ids, self.rules, self.targets
+            ),
+        )
+
+    def dead_letters(
+        self,
+        *,
+        status: str | None = None,
+        source: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[DeadLetterView]:
+        return self._read(
+            "dead letters",
+            lambda s: queue.dead_letters(
+                s, status=status, source=source, after_id=after_id, limit=limit
+            ),
+        )
+
+    def dead_letter(self, dead_letter_id: int) -> DeadLetterView:
+        return self._read("dead letter", lambda s: queue.dead_letter_view(s, dead_letter_id))
+
+    def duplicate_report(self, query: ReportQuery) -> DuplicateReport:
+        """The duplicate-rate report (pandera-validated frames)."""
+        now = self.clock()
+        return self._read("duplicate report", lambda s: reports.duplicate_report(s, query, now))
+
+    def store_status(self) -> StoreStatus:
+        """Counts and capture positions for readiness and metrics."""
+        return self._read("store status", reports.store_status)
