@@ -4,10 +4,13 @@
    probability that two random records share a value); the other levels from a seeded sample
    of random pairs.
 2. **m** (agreement among matches): one EM session per blocking rule over the pairs that rule
-   produces. The comparisons that read the rule's fields are held out of the session (every
-   pair agrees on them by construction, so they would teach EM nothing but bias); the others
-   are estimated with u fixed. Each comparison's m is the mean over the sessions that
-   estimated it.
+   produces. The comparisons that read the rule's fields sit the session out (every pair
+   agrees on them by construction, so they would teach EM nothing but bias). Within a session
+   u is re-estimated too, smoothed towards the random-pair u: the non-matches that share a
+   blocking key are not random pairs (neighbours, relatives), and a u that knows it keeps
+   them from being taken for matches. Each comparison's m is the per-level median over the
+   sessions that estimated it, so one session whose match class latched onto a correlated
+   sub-population is outvoted.
 3. **prior** (λ, the probability that two random records match): EM over all candidate
    pairs with m and u fixed gives the share of matches among candidates; times the number of
    candidates over the number of all pairs, that is λ (blocking is assumed to keep nearly all

@@ -11,7 +11,8 @@ from matching import MatchIndex, dedupe
 def test_match_one_finds_the_duplicate_best_first() -> None:
     index = MatchIndex(trained_model())
     index.add("orig", person())
-    index.add("other", person(given_name="zoe", given_name_raw="zoe", national_id="5"))
+    index.add("other", person(given_name="zoe", given_name_raw="zoe", national_id="5",
+                              dob="1990-01-01"))  # fmt: skip
     index.add("stranger", person(given_name="oscar", given_name_raw="oscar", family_name="lee",
                                  dob="1990-02-03", national_id="77", street="light street",
                                  house_number="1", postcode="2000", city="dapto"))  # fmt: skip
@@ -20,7 +21,7 @@ def test_match_one_finds_the_duplicate_best_first() -> None:
     assert [r.candidate_id for r in results] == ["orig"]
     assert results[0].decision == "match"
     assert results[0].weight == trained_model().score(new, person()).weight
-    # The sibling-like record is a candidate but scores below review; the stranger shares no
+    # The relative is a candidate but scores below review; the stranger shares no
     # blocking key and is never scored.
     everything = index.match_one(new, include_no_match=True)
     assert [r.candidate_id for r in everything] == ["orig", "other"]
