@@ -10,8 +10,9 @@ Definitions (a *live* source record is linked to a golden record: not deleted, n
 - coverage: active golden records by the set of systems their live records come from.
 - trend: per time bucket from the golden history alone (creations, merges, records joining),
   with the running totals and duplicate rate at the end of each bucket.
-- duplicate-creation rate: of the source records that arrived in a bucket, the share that
-  joined an existing golden record (a new duplicate of a known customer).
+- duplicate-creation rate: of the source records that arrived in a bucket, the share that did
+  not found a golden record of their own (a duplicate of a customer known already, or of one
+  that arrived with them).
 - links: the records of multi-source golden records by who decided their link: the matcher
   alone (``automatic``), a steward deciding a review task (``reviewed``), or a steward acting
   directly (``steward``: merge, link, unmerge).
@@ -309,9 +310,8 @@ def _trend(session: Session, query: ReportQuery) -> pd.DataFrame:
           coalesce(sum(jsonb_array_length(data->'sources_added')), 0) AS added,
           coalesce(sum(jsonb_array_length(data->'sources_removed')), 0) AS removed,
           coalesce(sum(jsonb_array_length(data->'sources_added'))
-            FILTER (WHERE cause = 'source_change' AND kind = 'created'), 0) AS arrived_new,
-          coalesce(sum(jsonb_array_length(data->'sources_added'))
-            FILTER (WHERE cause = 'source_change' AND kind <> 'created'), 0) AS joined
+            FILTER (WHERE cause = 'source_change'), 0) AS arrived,
+          count(*) FILTER (WHERE cause = 'source_change' AND kind = 'created') AS originals
         FROM golden_history GROUP BY 1 ORDER BY 1
         """,
         bucket=query.bucket.value,
@@ -324,7 +324,10 @@ def _trend(session: Session, query: ReportQuery) -> pd.DataFrame:
         sources_total += int(r.added) - int(r.removed)
         goldens_total += int(r.created) - int(r.ended)
         bucket = pd.Timestamp(r.bucket).tz_localize("UTC")
-        arrived = int(r.arrived_new) + int(r.joined)
+        # Records that arrived, less the golden records they founded: the rest joined a
+        # customer already known (in this batch or before), i.e. arrived as duplicates.
+        arrived = int(r.arrived)
+        joined = max(arrived - int(r.originals), 0)
         records.append(
             {
                 "bucket_start": bucket,
@@ -332,8 +335,8 @@ def _trend(session: Session, query: ReportQuery) -> pd.DataFrame:
                 "golden_merged": int(r.merged),
                 "unmerges": int(r.unmerges),
                 "arrived_source_records": arrived,
-                "joined_existing": int(r.joined),
-                "duplicate_creation_rate": _ratio(int(r.joined), arrived),
+                "joined_existing": joined,
+                "duplicate_creation_rate": _ratio(joined, arrived),
                 "source_records_total": sources_total,
                 "golden_records_total": goldens_total,
                 "duplicate_rate": (
@@ -450,14 +453,15 @@ def _unmerge(session: Session, query: ReportQuery) -> pd.DataFrame:
         SELECT
           count(*) FILTER (WHERE data->>'status' = 'merged') AS merges,
           coalesce(sum(jsonb_array_length(data->'sources_added'))
-            FILTER (WHERE cause = 'source_change' AND kind <> 'created'), 0) AS joins,
+            FILTER (WHERE cause = 'source_change'), 0)
+            - count(*) FILTER (WHERE cause = 'source_change' AND kind = 'created') AS joins,
           count(*) FILTER (WHERE kind = 'unmerged') AS unmerges,
           count(*) FILTER (WHERE kind = 'unlinked' AND cause = 'steward_action') AS unlinks
         FROM golden_history WHERE occurred_at >= :since
         """,
         since=query.since,
     )
-    merges, joins = int(row.merges), int(row.joins)
+    merges, joins = int(row.merges), max(int(row.joins), 0)
     undone = int(row.unmerges) + int(row.unlinks)
     return pd.DataFrame(
         [
