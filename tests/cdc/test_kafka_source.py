@@ -5,11 +5,16 @@ the offset commit is redelivered to, and nothing is lost or doubled."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +208,52 @@ def test_a_consumer_dying_before_its_offset_commit_loses_and_doubles_nothing(
     # 3. everything once more (a new group starts from the beginning): nothing changes
     _consume_to_end(broker, "hub-again", hub, produced)
     assert _state(cdc_hub_engine) | {"dead_letters": None} == state | {"dead_letters": None}
+
+
+def test_mdh_cdc_run_consumes_kafka_topics(
+    broker: str,
+    produced: dict[int, int],
+    hub: HubServices,
+    cdc_hub_url: str,
+    cdc_hub_engine: sa.Engine,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mdh.yaml"
+    config.write_text(
+        SOURCES_YAML.read_text()
+        + "capture:\n  transport: kafka\n  kafka:\n"
+        + f"    bootstrap_servers: '{broker}'\n    group_id: cmd\n    topic_pattern: 'crm\\..*'\n"
+        + "    options: {session.timeout.ms: 6000, heartbeat.interval.ms: 500}\n"
+    )
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "MDH_HOME": str(home),
+        "MDH_CONFIG_FILE": str(config),
+        "MDH_DATABASE_URL": cdc_hub_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mdh", "cdc", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            state = _state(cdc_hub_engine)
+            if len(state["sources"]) == 5 and state["dead_letters"]:
+                break
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0].decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    state = _state(cdc_hub_engine)
+    assert len(state["sources"]) == 5, output
+    metrics = json.loads((home / "cdc" / "metrics.json").read_text())
+    assert metrics["transport"] == "kafka"
+    assert metrics["sources"]["kafka:cmd"]["changes"] == 11
