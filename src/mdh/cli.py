@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mdh.commands import cdc, db, keys, match, report, serve
+from mdh.commands import cdc, db, demo, keys, match, report, serve
 
 app = typer.Typer(
     name="mdh",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(cdc.app, name="cdc")
 app.command(name="match")(match.match)
+app.command(name="demo")(demo.demo)
 app.add_typer(keys.app, name="keys")
 app.add_typer(report.app, name="report")
 app.command(name="serve")(serve.serve)

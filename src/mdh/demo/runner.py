@@ -1,0 +1,715 @@
+"""Every part of `mdh demo` in one process: database, sources, capture, hub, API and traffic.
+
+``DemoRunner`` is what the command (and ``bench/end_to_end.py``) drives. Its life, in order:
+
+1. ``prepare``: start the embedded PostgreSQL (unless ``MDH_DATABASE_URL`` names a server),
+   then with ``reset`` drop the capture state (replication slots, publications, offsets) and
+   empty the hub; create and seed the source databases once (a seeded world is resumed, never
+   seeded again); migrate the hub; load the demo config with the sources' URLs.
+2. ``start``: one Debezium engine per source system, each feeding its own apply loop (the
+   hub worker) in its own thread, exactly as ``mdh cdc run`` wires them; the API (uvicorn, in
+   a thread) when the ``api`` package provides ``create_app``. A source whose offsets are
+   stored streams on from them: no second snapshot.
+3. ``poll``, every second or so: reads progress (rows applied per system, golden records,
+   review queue, duplicate rates, lag), starts the live traffic once every source's rows have
+   reached the hub, and raises ``DemoPartFailedError`` when a part died.
+4. ``drain`` (bounded runs): stops the traffic, then waits until a marker written into each
+   source database after the last transaction has come through its apply loop, so the final
+   report sees every change.
+5. ``close``: traffic, API, capture engines (the batch in flight finishes; offsets flushed),
+   connections, and last the embedded server if this run started it. Safe to call at any
+   point, also after a failure half-way through ``prepare``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import conninfo
+
+from cdc.apply import ApplyInterruptedError, ApplyLoop
+from cdc.debezium import DebeziumSource
+from cdc.debezium import reset as reset_capture
+from cdc.envelope import ChangeEnvelope, Operation
+from cdc.metrics import CaptureMetrics
+from hub.db import create_engine, migrate
+from hub.model import SourceChange
+from hub.services import HubServices
+from hub.tables import HUB_TABLES
+from mdh.config import MdhConfig, SourceConnection, load_config
+from mdh.demo.evaluation import QualityReport, evaluate
+from mdh.demo.generator import GeneratorConfig, SeedResult, count_rows, find_dataset, seed_sources
+from mdh.demo.mapping import DemoChangeMapper, ReferenceData
+from mdh.demo.schemas import SYSTEMS, TRUTH_DATABASE, TRUTH_SCHEMA, DemoDatabases, DemoError
+from mdh.demo.schemas import create_sources as create_source_databases
+from mdh.demo.traffic import TrafficConfig, TrafficCounts, run_traffic
+from mdh.embedded_pg import EmbeddedPostgres
+from mdh.runtime import embedded_server, resolve_database
+from mdh.settings import Settings
+
+logger = logging.getLogger("mdh.demo")
+
+DEMO_CONFIG = "demo.yaml"
+DEFAULT_CUSTOMERS = 10_000
+DEFAULT_SEED = 42
+STATUS_FILE = "status.json"
+REPORT_FILE = "report.json"
+_DRAIN_PREFIX = "mdh.demo.drain"
+
+
+class DemoPartFailedError(DemoError):
+    """One part of the demo stopped; the others are stopped too."""
+
+    def __init__(self, part: str, detail: str) -> None:
+        self.part = part
+        self.detail = detail
+        super().__init__(f"{part}: {detail}")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    customers: int | None = None
+    """None: the seeded world's size when there is one, else ``DEFAULT_CUSTOMERS``."""
+    seed: int | None = None
+    rate: float = 5.0
+    """Traffic transactions per second (0: no traffic)."""
+    reset: bool = False
+    api: bool = True
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+
+@dataclass(frozen=True)
+class SystemStatus:
+    name: str
+    rows: int
+    """Rows in the system's tables when capture started (the snapshot's size)."""
+    applied: int
+    """Live source records of the system in the hub."""
+    events: int
+    events_per_second: float
+    lag_p50_ms: float | None
+    lag_p95_ms: float | None
+    dead_letters: int
+
+    @property
+    def snapshot_done(self) -> bool:
+        return self.applied >= self.rows
+
+
+@dataclass(frozen=True)
+class DemoStatus:
+    phase: str
+    """"snapshot" until every source's rows are in the hub, then "live"; "draining"."""
+    elapsed: float
+    snapshot_seconds: float | None
+    systems: tuple[SystemStatus, ...]
+    source_records: int
+    golden_records: int
+    open_review_tasks: int
+    duplicate_rate: float | None
+    true_duplicate_rate: float | None
+    traffic: dict[str, int]
+    api_url: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["written_at"] = datetime.now(UTC).isoformat()
+        return data
+
+
+@dataclass
+class _Part:
+    """A thread-backed part (traffic, API) and the error it died with, if any."""
+
+    name: str
+    thread: threading.Thread | None = None
+    error: BaseException | None = None
+    stop: Callable[[], None] | None = None
+
+
+@dataclass
+class _Drain:
+    """Markers written into the sources and whether each came through its apply loop."""
+
+    token: str = ""
+    seen: dict[str, bool] = field(default_factory=dict)
+
+
+def demo_config_path() -> Path:
+    """The shipped demo config (``mdh/demo/demo.yaml``; its match spec lies next to it)."""
+    return Path(str(resources.files("mdh.demo").joinpath(DEMO_CONFIG)))
+
+
+def load_demo_config(databases: DemoDatabases) -> MdhConfig:
+    """The demo config with the source URLs of ``databases``.
+
+    Raises:
+        ConfigFileError: the shipped file is broken (a packaging bug).
+    """
+    environ = {
+        "MDH_DEMO_CRM_URL": databases.crm,
+        "MDH_DEMO_BILLING_URL": databases.billing,
+        "MDH_DEMO_ERP_URL": databases.erp,
+    }
+    return load_config(demo_config_path(), environ)
+
+
+def external_databases(url: str) -> DemoDatabases:
+    """The demo databases on the server of an external hub URL (same host and credentials)."""
+    params = conninfo.conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://"))
+
+    def on(dbname: str) -> str:
+        return conninfo.make_conninfo(**{**params, "dbname": dbname})  # type: ignore[arg-type]
+
+    return DemoDatabases(
+        crm=on("crm"),
+        billing=on("billing"),
+        erp=on("erp"),
+        truth=on(TRUTH_DATABASE),
+        admin=on("postgres"),
+    )
+
+
+class _Tracker(DemoChangeMapper):
+    """The demo mapper, also noticing drain markers (logical messages) as they pass."""
+
+    def __init__(self, runner: DemoRunner, system: str, *args: Any) -> None:
+        super().__init__(*args)
+        self._runner = runner
+        self._system = system
+
+    def map_change(self, envelope: ChangeEnvelope) -> SourceChange | None:
+        message = envelope.message
+        if (
+            envelope.op is Operation.MESSAGE
+            and message is not None
+            and message.prefix == _DRAIN_PREFIX
+        ):
+            self._runner._marker_seen(self._system, message.content.decode("utf-8", "replace"))
+        return super().map_change(envelope)
+
+
+class DemoRunner:
+    """The demo's parts and their life (see the module docstring).
+
+    Args:
+        settings: where things live (``MDH_HOME``, ``MDH_DATABASE_URL``...).
+        options: what to run.
+        say: receives one line per step of ``prepare`` (the command prints them).
+    """
+
+    def __init__(
+        self, settings: Settings, options: DemoOptions, say: Callable[[str], None] = logger.info
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.say = say
+        self.home = settings.home.expanduser().absolute()
+        self.state_dir = self.home / "demo"
+        self.started_at = time.monotonic()
+        self.server: EmbeddedPostgres | None = None
+        self._stop_server = False
+        self.hub_url = ""
+        self.databases: DemoDatabases | None = None
+        self.config: MdhConfig | None = None
+        self.generator: GeneratorConfig | None = None
+        self.seed_result: SeedResult | None = None
+        self.hub: HubServices | None = None
+        self.metrics = CaptureMetrics()
+        self.references: ReferenceData | None = None
+        self.engines: list[DebeziumSource] = []
+        self.loops: dict[str, ApplyLoop] = {}
+        self.snapshot_rows: dict[str, int] = {}
+        self.snapshot_seconds: float | None = None
+        self.traffic_counts = TrafficCounts()
+        self._traffic_stop = threading.Event()
+        self._stop = threading.Event()
+        self._traffic = _Part("traffic")
+        self._api = _Part("API")
+        self.api_url: str | None = None
+        self._status_engine: sa.Engine | None = None
+        self._truth_rate: tuple[float, float | None] = (0.0, None)
+        self._drain = _Drain()
+        self._drain_lock = threading.Lock()
+        self._phase = "starting"
+
+    # --- 1. prepare ----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Database, sources (seeded once), hub schema and config; see the module docstring."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.database_url is None:
+            server = embedded_server(self.settings)
+            self._stop_server = not server.status().running
+            self.say(f"starting PostgreSQL ({server.root})")
+        target = resolve_database(self.settings, start=True)
+        self.server, self.hub_url = target.server, target.url
+        databases = (
+            DemoDatabases.on_server(target.server)
+            if target.server is not None
+            else external_databases(target.url)
+        )
+        self.databases = databases
+        create_source_databases(databases)  # the databases must exist for the config and reset
+        self.config = load_demo_config(databases)
+        if self.options.reset:
+            self.say("reset: dropping capture state, emptying hub and sources")
+            self._reset_capture()
+        self.generator = self._generator_config(databases)
+        self.say(
+            f"sources: {self.generator.customers:,} customers (seed {self.generator.seed}),"
+            " CRM, billing and ERP"
+        )
+        self.seed_result = seed_sources(databases, self.generator, reset=self.options.reset)
+        if self.seed_result.resumed:
+            self.say("sources already seeded: resuming")
+        else:
+            rows = sum(self.seed_result.rows.values())
+            self.say(f"seeded {rows:,} source rows in {self.seed_result.seconds:.1f}s")
+        migrate(self.hub_url)
+        engine = create_engine(self.hub_url, pool_size=4)
+        if self.options.reset:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {', '.join(HUB_TABLES)} CASCADE"))
+        self.hub = HubServices(
+            engine,
+            matcher=self.config.build_matcher(),
+            rules=self.config.survivorship,
+            targets=self.config.targets,
+        )
+        self._status_engine = sa.create_engine(
+            self.hub_url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10}
+        )
+
+    def _generator_config(self, databases: DemoDatabases) -> GeneratorConfig:
+        existing = None if self.options.reset else find_dataset(databases)
+        if existing is not None:
+            seeded = GeneratorConfig.from_json(existing)
+            customers = self.options.customers or seeded.customers
+            seed = self.options.seed if self.options.seed is not None else seeded.seed
+            if (customers, seed) == (seeded.customers, seeded.seed):
+                return seeded
+            raise DemoError(
+                f"the demo sources hold {seeded.customers:,} customers of seed {seeded.seed};"
+                f" asked for {customers:,} of seed {seed}: run with --reset to start over"
+            )
+        return GeneratorConfig(
+            customers=self.options.customers or DEFAULT_CUSTOMERS,
+            seed=self.options.seed if self.options.seed is not None else DEFAULT_SEED,
+        )
+
+    def _reset_capture(self) -> None:
+        assert self.config is not None
+        for connection in self._connections():
+            result = reset_capture(
+                connection.postgres_source(), self._capture_dir(connection.name), force=True
+            )
+            logger.info("reset %s: %s", connection.name, result)
+        for name in (STATUS_FILE, REPORT_FILE):
+            (self.state_dir / name).unlink(missing_ok=True)
+
+    def _connections(self) -> list[SourceConnection]:
+        assert self.config is not None
+        return [self.config.connections[name] for name in SYSTEMS]
+
+    def _capture_dir(self, name: str) -> Path:
+        # Where `mdh cdc run` keeps a source's offsets, so `mdh cdc reset` works on it too.
+        return self.home / "cdc" / name
+
+    # --- 2. start ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Capture (one engine and apply loop per source) and the API."""
+        assert self.config is not None
+        assert self.databases is not None
+        assert self.hub is not None
+        assert self.config.mappings is not None
+        self.snapshot_rows = self._source_rows()
+        self.references = ReferenceData({s: self.databases.url(s) for s in SYSTEMS})
+        log_dir = self.home / "logs"
+        for connection in self._connections():
+            mapper = _Tracker(self, connection.name, self.config.mappings, self.references)
+            loop = ApplyLoop(
+                self.hub,
+                mapper,
+                label=connection.name,
+                metrics=self.metrics,
+                stop=self._stop,
+                max_message_bytes=self.config.capture.max_message_bytes,
+            )
+            engine = DebeziumSource(
+                connection.postgres_source(),
+                self._capture_dir(connection.name),
+                loop,
+                log_dir=log_dir,
+            )
+            engine.start()
+            self.engines.append(engine)
+            self.loops[connection.name] = loop
+        self.say(f"capturing {', '.join(SYSTEMS)} with Debezium (logs in {log_dir})")
+        if self.options.api:
+            self._start_api()
+        self._phase = "snapshot"
+
+    def _source_rows(self) -> dict[str, int]:
+        assert self.databases is not None
+        rows: dict[str, int] = dict.fromkeys(SYSTEMS, 0)
+        for table, count in count_rows(self.databases).items():
+            rows[table.split(".", 1)[0]] += count
+        return rows
+
+    def _start_api(self) -> None:
+        """Serve the API on ``api_host:api_port`` when ``api.app.create_app`` exists.
+
+        The hook for the API package: it is looked up at run time, so the demo runs (without
+        an API) before the API lands, and picks it up as soon as it does.
+        """
+        try:
+            factory = importlib.import_module("api.app").create_app
+        except (ImportError, AttributeError) as exc:
+            self.say(f"API not available ({exc}); running without it")
+            return
+        import uvicorn
+
+        assert self.hub is not None
+        app = factory(self.hub, capture_status=self.metrics.snapshot)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.options.api_host,
+                port=self.options.api_port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+
+        def serve() -> None:
+            try:
+                server.run()
+            except BaseException as exc:  # SystemExit when the port is taken
+                self._api.error = exc
+            else:
+                if not server.should_exit:
+                    self._api.error = RuntimeError("stopped by itself")
+
+        def stop() -> None:
+            server.should_exit = True
+
+        self._api.thread = threading.Thread(target=serve, name="mdh-demo-api", daemon=True)
+        self._api.stop = stop
+        self._api.thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and self._api.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not server.started:
+            self._api.thread.join(1)
+            detail = self._api.error or "did not start within 30s"
+            if isinstance(detail, SystemExit):
+                detail = f"could not listen on {self.options.api_host}:{self.options.api_port}"
+            raise DemoPartFailedError("API", str(detail))
+        self.api_url = f"http://{self.options.api_host}:{self.options.api_port}"
+        self.say(f"API on {self.api_url} (docs at {self.api_url}/docs)")
+
+    def _start_traffic(self) -> None:
+        assert self.databases is not None
+        assert self.generator is not None
+        if self.options.rate <= 0:
+            return
+        config = TrafficConfig(rate=self.options.rate, seed=self.generator.seed)
+        databases = self.databases
+
+        def drive() -> None:
+            try:
+                run_traffic(databases, config, self._traffic_stop, counts=self.traffic_counts)
+            except BaseException as exc:
+                self._traffic.error = exc
+
+        self._traffic.thread = threading.Thread(target=drive, name="mdh-demo-traffic")
+        self._traffic.thread.start()
+
+    # --- 3. poll -------------------------------------------------------------------------
+
+    def poll(self) -> DemoStatus:
+        """The current progress; starts the traffic once the snapshot is in.
+
+        Raises:
+            DemoPartFailedError: a capture engine, the traffic or the API stopped.
+        """
+        self._check_parts()
+        status = self._status()
+        if self._phase == "snapshot" and all(s.snapshot_done for s in status.systems):
+            self.snapshot_seconds = time.monotonic() - self.started_at
+            self._phase = "live"
+            self._start_traffic()
+            status = dataclasses.replace(
+                status, phase=self._phase, snapshot_seconds=self.snapshot_seconds
+            )
+        self._write_json(STATUS_FILE, status.to_json())
+        return status
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def stops_server(self) -> bool:
+        """True when ``close`` stops the embedded server (this run started it)."""
+        return self.server is not None and self._stop_server
+
+    def _check_parts(self) -> None:
+        for engine in self.engines:
+            if engine.running:
+                continue
+            try:
+                engine.wait(0)
+                detail = "the Debezium engine stopped by itself"
+            except Exception as exc:
+                detail = str(exc)
+            raise DemoPartFailedError(f"capture of {engine.source.name}", detail)
+        for part in (self._traffic, self._api):
+            if part.error is not None:
+                raise DemoPartFailedError(part.name, f"{type(part.error).__name__}: {part.error}")
+        if (
+            self._traffic.thread is not None
+            and not self._traffic.thread.is_alive()
+            and not self._traffic_stop.is_set()
+        ):
+            raise DemoPartFailedError("traffic", "stopped by itself")
+
+    def _status(self) -> DemoStatus:
+        assert self._status_engine is not None
+        with self._status_engine.connect() as conn:
+            # A dead-lettered row was processed too: it counts towards the snapshot.
+            applied: dict[str, int] = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT system, sum(n)::bigint FROM ("
+                        " SELECT system, count(*) AS n FROM source_records WHERE NOT deleted"
+                        " GROUP BY system"
+                        " UNION ALL SELECT source, count(*) FROM dead_letters GROUP BY source"
+                        ") AS processed GROUP BY system"
+                    )
+                ).all()
+            )
+            counts = conn.execute(
+                sa.text(
+                    "SELECT"
+                    " (SELECT count(*) FROM source_records"
+                    "   WHERE NOT deleted AND golden_id IS NOT NULL),"
+                    " (SELECT count(*) FROM golden_records WHERE status = 'active'),"
+                    " (SELECT count(*) FROM review_tasks WHERE status = 'open')"
+                )
+            ).one()
+        linked, golden, review = (int(value) for value in counts)
+        metrics = self.metrics.snapshot()
+        systems = []
+        for name in SYSTEMS:
+            m = metrics.get(name, {})
+            latency = m.get("commit_to_golden_ms", {})
+            systems.append(
+                SystemStatus(
+                    name=name,
+                    rows=self.snapshot_rows.get(name, 0),
+                    applied=int(applied.get(name, 0)),
+                    events=int(m.get("events", 0)),
+                    events_per_second=float(m.get("events_per_second", 0.0)),
+                    lag_p50_ms=latency.get("p50"),
+                    lag_p95_ms=latency.get("p95"),
+                    dead_letters=int(m.get("dead_letters", 0)),
+                )
+            )
+        return DemoStatus(
+            phase=self._phase,
+            elapsed=time.monotonic() - self.started_at,
+            snapshot_seconds=self.snapshot_seconds,
+            systems=tuple(systems),
+            source_records=linked,
+            golden_records=golden,
+            open_review_tasks=review,
+            duplicate_rate=None if linked == 0 else 1.0 - golden / linked,
+            true_duplicate_rate=self._true_duplicate_rate(),
+            traffic=dataclasses.asdict(self.traffic_counts),
+            api_url=self.api_url,
+        )
+
+    def _true_duplicate_rate(self) -> float | None:
+        """``1 - parties / live rows`` from the truth store, refreshed every 10 seconds."""
+        assert self.databases is not None
+        checked, value = self._truth_rate
+        if value is not None and time.monotonic() - checked < 10:
+            return value
+        with psycopg.connect(self.databases.truth) as conn:
+            row = conn.execute(
+                f"SELECT count(*), count(DISTINCT entity_id) FROM {TRUTH_SCHEMA}.source_entity"
+                " WHERE deleted_at IS NULL"
+            ).fetchone()
+        rows, parties = (int(row[0]), int(row[1])) if row else (0, 0)
+        value = None if rows == 0 else 1.0 - parties / rows
+        self._truth_rate = (time.monotonic(), value)
+        return value
+
+    # --- 4. drain ------------------------------------------------------------------------
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Stop the traffic and wait until every change before now has reached the hub.
+
+        A logical-decoding message (``pg_logical_emit_message``) written into each source
+        after the traffic stopped travels the same stream as the changes; once each has come
+        through its apply loop, and the batch that carried it is committed, the hub has
+        everything. Returns False when ``timeout`` passed first.
+        """
+        self._stop_traffic()
+        assert self.databases is not None
+        self._phase = "draining"
+        token = f"{os.getpid()}-{time.time_ns()}"
+        with self._drain_lock:
+            self._drain = _Drain(token, dict.fromkeys(SYSTEMS, False))
+        batches = {name: self._batches(name) for name in SYSTEMS}
+        for system in SYSTEMS:
+            with psycopg.connect(self.databases.url(system), autocommit=True) as conn:
+                conn.execute("SELECT pg_logical_emit_message(true, %s, %s)", (_DRAIN_PREFIX, token))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_parts()
+            with self._drain_lock:
+                seen = dict(self._drain.seen)
+            # The marker's batch is recorded in the metrics after its commit.
+            if all(seen.values()) and all(self._batches(n) > batches[n] for n in SYSTEMS):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _marker_seen(self, system: str, token: str) -> None:
+        with self._drain_lock:
+            if token == self._drain.token:
+                self._drain.seen[system] = True
+
+    def _batches(self, name: str) -> int:
+        return int(self.metrics.snapshot().get(name, {}).get("batches", 0))
+
+    # --- 5. close ------------------------------------------------------------------------
+
+    def _stop_traffic(self) -> None:
+        self._traffic_stop.set()
+        if self._traffic.thread is not None:
+            self._traffic.thread.join(30)
+
+    def stop_parts(self) -> None:
+        """Stop traffic, API and capture (the databases stay up, for the final report).
+        Never raises."""
+        self._phase = "stopping"
+        self._run_steps(
+            [
+                ("traffic", self._stop_traffic),
+                ("API", self._stop_api),
+                ("capture", self._stop_capture),
+            ]
+        )
+
+    def close(self) -> None:
+        """Stop every part that runs, in order (see the module docstring), and the embedded
+        server if this run started it. Never raises."""
+        self.stop_parts()
+        steps: list[tuple[str, Callable[[], None]]] = [("connections", self._close_connections)]
+        if self.server is not None and self._stop_server:
+            server = self.server
+            steps.append(("PostgreSQL", lambda: None if server.stop() else None))
+        self._run_steps(steps)
+
+    def _run_steps(self, steps: list[tuple[str, Callable[[], None]]]) -> None:
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep stopping the rest
+                logger.error("stopping %s failed: %s", name, exc)
+
+    def _stop_api(self) -> None:
+        if self._api.stop is not None:
+            self._api.stop()
+        if self._api.thread is not None:
+            self._api.thread.join(10)
+
+    def _stop_capture(self) -> None:
+        self._stop.set()
+        for engine in self.engines:
+            engine.stop()
+        for engine in self.engines:
+            try:
+                engine.wait(0)
+            except ApplyInterruptedError:
+                pass  # stopped while retrying: that batch comes again next time
+            except Exception as exc:
+                logger.error("capture of %s ended with: %s", engine.source.name, exc)
+        self.engines.clear()
+
+    def _close_connections(self) -> None:
+        if self.references is not None:
+            self.references.close()
+        if self.hub is not None:
+            self.hub.engine.dispose()
+        if self._status_engine is not None:
+            self._status_engine.dispose()
+
+    # --- reports -------------------------------------------------------------------------
+
+    def quality(self) -> QualityReport:
+        """The hub's golden records against the truth (``evaluation.evaluate``)."""
+        assert self.databases is not None
+        return evaluate(self.hub_url, self.databases.truth)
+
+    def hub_duplicate_rate(self) -> float | None:
+        """The overall duplicate rate of the hub's own duplicate-rate report, if it has one."""
+        report = getattr(self.hub, "duplicate_report", None)
+        if report is None:
+            return None
+        try:
+            module = importlib.import_module("hub.services.reports")
+            query = module.ReportQuery(since=datetime(1970, 1, 1, tzinfo=UTC))
+            frame = report(query).frames["overall"]
+            return float(frame["duplicate_rate"].iloc[0])
+        except Exception as exc:  # an optional report must not spoil the demo's end
+            logger.warning("the hub's duplicate-rate report failed: %s", exc)
+            return None
+
+    def write_report(self, report: QualityReport, extra: Mapping[str, Any]) -> Path:
+        data = {
+            "written_at": datetime.now(UTC).isoformat(),
+            "quality": report.summary(),
+            "worst_tables": report.worst_tables(),
+            **extra,
+        }
+        return self._write_json(REPORT_FILE, data)
+
+    def _write_json(self, name: str, data: Mapping[str, Any]) -> Path:
+        path = self.state_dir / name
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+        temporary.replace(path)
+        return path
+
+
+__all__ = [
+    "DEFAULT_CUSTOMERS",
+    "DemoOptions",
+    "DemoPartFailedError",
+    "DemoRunner",
+    "DemoStatus",
+    "SystemStatus",
+    "demo_config_path",
+    "load_demo_config",
+]
