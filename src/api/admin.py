@@ -150,11 +150,14 @@ def create_key(body: ApiKeyCreate, ctx: Ctx, principal: Principal = ADMIN) -> Ap
     "/keys/{key_id}",
     response_model=ApiKeyPublic,
     tags=["keys"],
-    summary="Revoke a key (at once in this process)",
-    responses=responses(404),
+    summary="Revoke a key (at once in this process; not the key making the request)",
+    responses=responses(404, 409),
     openapi_extra=role_extra(ApiRole.ADMIN),
 )
 def revoke_key(key_id: KeyId, ctx: Ctx, principal: Principal = ADMIN) -> ApiKeyPublic:
+    if key_id == principal.key.id:
+        # An admin locking themselves out by mistake would need a shell to get back in.
+        raise ApiProblem(409, "own_key", "a key cannot revoke itself; use another admin key")
     key = ctx.services.desk(principal.audit()).revoke_api_key(key_id)
     ctx.authenticator.forget(key_id)
     return ApiKeyPublic.of(key)
