@@ -411,6 +411,7 @@ def golden_page(
     credentials: Credentials,
     golden_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     decided: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    unmerged: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     principal = _guard(request, credentials, ApiRole.READER)
     if isinstance(principal, HTMLResponse):
@@ -426,6 +427,8 @@ def golden_page(
         notes.append(f"Golden record #{golden.requested_id} was merged into #{golden.id}.")
     if decided is not None:
         notes.append(f"Task #{decided} decided.")
+    if unmerged is not None:
+        notes.append(f"Unmerged: the detached source records are now golden record #{unmerged}.")
     note = "".join(f'<div class="msg" id="note">{escape(n)}</div>' for n in notes)
     lineage_rows = []
     for name, value in golden.attributes.items():
