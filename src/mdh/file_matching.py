@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -544,7 +545,13 @@ def standardize_files(
     total = sum(len(f) for f in files)
     task = progress.add_task("standardizing", total=total)
     workers = min(os.cpu_count() or 1, _MAX_WORKERS) if total >= _PARALLEL_FROM else 1
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    # Spawned (not forked) workers: a fork would share, then gradually copy, the parent's
+    # whole heap (every input row) although a worker only needs its chunk.
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        if workers > 1
+        else None
+    )
     run = pool.map if pool is not None else map
     features: list[dict[str, Any]] = []
     warnings: list[str] = []
