@@ -376,3 +376,21 @@ def test_an_unknown_spec_is_refused(tmp_path: Path) -> None:
     source = _dedupe_file(tmp_path)
     message = _bad(tmp_path, str(source), *PERSON_MAP, "--spec", "no-such-spec")
     assert "no-such-spec" in message
+
+
+def test_standardizing_in_worker_processes_gives_the_serial_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mdh import file_matching
+
+    mapping = file_matching.FileMapping(
+        columns={"given_name": "first", "family_name": "last", "dob": "birth", "email": "mail"},
+        id_column="cust_id",
+    )
+    source = file_matching.read_input(_dedupe_file(tmp_path), mapping)
+    serial, _ = file_matching.standardize_files([source, source], "US", None)
+    monkeypatch.setattr(file_matching, "_PARALLEL_FROM", 10)
+    monkeypatch.setattr(file_matching, "_CHUNK_ROWS", 7)
+    parallel, _ = file_matching.standardize_files([source, source], "US", None)
+    assert parallel == serial
+    assert len(parallel) == 150
