@@ -325,7 +325,11 @@ class ReviewTaskRow(SQLModel, table=True):
 
 
 class OutboxRow(SQLModel, table=True):
-    """One golden change for one target, written in the transaction that made the change."""
+    """One golden change for one target, written in the transaction that made the change.
+
+    Pending while ``delivered_at`` and ``dead_at`` are both NULL; ``hub.services.sync`` leases,
+    settles and measures the rows.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -336,6 +340,13 @@ class OutboxRow(SQLModel, table=True):
             "next_attempt_at",
             "id",
             postgresql_where=sa.text("delivered_at IS NULL"),
+        ),
+        sa.Index(
+            "ix_outbox_golden_pending",
+            "target",
+            "golden_id",
+            "version",
+            postgresql_where=sa.text("delivered_at IS NULL AND dead_at IS NULL"),
         ),
     )
 
@@ -356,6 +367,18 @@ class OutboxRow(SQLModel, table=True):
     next_attempt_at: datetime = _tz()
     delivered_at: datetime | None = _tz(nullable=True)
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # Delivery state and the sync-latency times (migration 0003 says what each means).
+    source_committed_at: datetime | None = _tz(nullable=True)
+    golden_committed_at: datetime | None = _tz(
+        nullable=False, server_default=sa.text("clock_timestamp()")
+    )
+    acknowledged_at: datetime | None = _tz(nullable=True)
+    claimed_by: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    dead_at: datetime | None = _tz(nullable=True)
+    skipped: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()),
+    )
 
 
 class DeadLetterRow(SQLModel, table=True):

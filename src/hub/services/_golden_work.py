@@ -360,6 +360,7 @@ class GoldenWork:
                 }
             )
             payload = self._payload(after)
+            source_committed_at = self._source_committed_at(touched)
             outbox.extend(
                 {
                     "golden_id": golden_id,
@@ -370,6 +371,7 @@ class GoldenWork:
                     "created_at": self.now,
                     "attempts": 0,
                     "next_attempt_at": self.now,
+                    "source_committed_at": source_committed_at,
                 }
                 for target in self.targets
             )
@@ -384,6 +386,19 @@ class GoldenWork:
         # Last: appending history holds the history lock until commit.
         repo.append_history(self.session, history)
         return SavedGoldens(created=tuple(created), changed=tuple(changed))
+
+    def _source_committed_at(self, touched: _Touched) -> datetime | None:
+        """The latest source commit among this golden record's source records written in this
+        transaction (None for steward actions): where the sync-latency KPI starts."""
+        if self.cause is not HistoryCause.SOURCE_CHANGE:
+            return None
+        ids = set(touched.members) | set(touched.before.source_record_ids if touched.before else ())
+        times = [
+            record.committed_at
+            for record in (self.records.get(i) for i in ids)
+            if record is not None and record.updated_at == self.now
+        ]
+        return max(times, default=None)
 
     def _payload(self, state: GoldenSnapshot) -> dict[str, Any]:
         sources = sorted((record_key(self.records[i]) for i in state.source_record_ids), key=str)
