@@ -22,7 +22,7 @@ from matching.blocking import (
 from matching.cluster import RecordId, cluster_records
 from matching.comparison import TextCache, parse_date, text_value, values_conflict
 from matching.model import MatchModel
-from matching.table import IntArray, LevelMatrix, RecordTable
+from matching.table import IntArray, LevelMatrix, RecordTable, gc_paused
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -119,6 +119,7 @@ class DedupeResult:
         return len(set(self.clusters.values()))
 
 
+@gc_paused
 def dedupe(
     model: MatchModel,
     records: Sequence[Mapping[str, Any]],

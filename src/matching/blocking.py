@@ -94,6 +94,8 @@ class BlockingRule:
         run from 0 within the rule. ``texts`` caches field texts across rules.
         """
         n = len(records)
+        if self.has_list_part and len(self._parts) == 1:
+            return self._list_memberships(records)
         if self.has_list_part:
             lookup: dict[str, int] = {}
             positions: list[int] = []
@@ -124,6 +126,23 @@ class BlockingRule:
             combined = unique_inverse(combined)[1]
         positions_arr = np.nonzero(valid)[0].astype(np.int64)
         return positions_arr, combined[valid]
+
+    def _list_memberships(self, records: Sequence[Mapping[str, Any]]) -> tuple[IntArray, IntArray]:
+        """``memberships`` of a rule on one list field (e-mails, phones): one key per item."""
+        fld, _, transform = self._parts[0]
+        lookup: dict[str, int] = {}
+        positions: list[int] = []
+        codes: list[int] = []
+        for pos, record in enumerate(records):
+            raw = record.get(fld)
+            if not raw:
+                continue
+            items = list_value(raw) or ()
+            encoded = sorted({t for t in (transform(v)[:_MAX_VALUE_CHARS] for v in items) if t})
+            for key in encoded[:_MAX_KEYS_PER_RULE]:
+                positions.append(pos)
+                codes.append(lookup.setdefault(key, len(lookup)))
+        return np.asarray(positions, dtype=np.int64), np.asarray(codes, dtype=np.int64)
 
     def keys(self, features: Mapping[str, Any]) -> list[str]:
         """This rule's keys for one record (none when a part is missing)."""

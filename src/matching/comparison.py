@@ -59,10 +59,12 @@ def text_value(value: Any) -> str | None:
 
 def list_value(value: Any) -> tuple[str, ...] | None:
     """A list feature as a sorted tuple of distinct texts; empty is missing."""
-    if value is None:
+    if not value:
         return None
-    items = [value] if isinstance(value, str) else list(value)
-    cleaned = sorted({t for t in (text_value(v) for v in items) if t is not None})
+    if value.__class__ is str:
+        text = value.strip()
+        return (text,) if text else None
+    cleaned = sorted({t for t in map(text_value, value) if t is not None})
     return tuple(cleaned) if cleaned else None
 
 
@@ -534,8 +536,20 @@ class NumericComparison(Comparison):
         return out
 
 
+_MAX_LIST_ITEMS = 8
+
+
+@dataclass
+class _ListColumn:
+    codes: IntArray  # records x _MAX_LIST_ITEMS, -1 padded
+    uniques: npt.NDArray[np.object_]
+
+
 class OverlapComparison(Comparison):
-    """Lists (e-mails, phones): any shared element, then best Jaro-Winkler thresholds, else."""
+    """Lists (e-mails, phones): any shared element, then best Jaro-Winkler thresholds, else.
+
+    A record's list is its first ``_MAX_LIST_ITEMS`` distinct values in sorted order.
+    """
 
     def __init__(self, spec: ComparisonSpec) -> None:
         super().__init__(spec)
@@ -546,19 +560,71 @@ class OverlapComparison(Comparison):
         items: list[str] = []
         for fld in self._fields:
             items.extend(list_value(features.get(fld)) or ())
-        return tuple(sorted(set(items))) if items else None
+        return tuple(sorted(set(items))[:_MAX_LIST_ITEMS]) if items else None
+
+    def _best(self, a: Sequence[str], b: Sequence[str]) -> float:
+        cutoff = min(self._cuts)
+        return max(
+            JaroWinkler.normalized_similarity(min(x, y), max(x, y), score_cutoff=cutoff)
+            for x in a
+            for y in b
+        )
 
     def level(self, a: Any, b: Any) -> int:
         if not set(a).isdisjoint(b):
             return EXACT_LEVEL
         if self._cuts:
-            best = max(
-                JaroWinkler.normalized_similarity(min(x, y), max(x, y)) for x in a for y in b
-            )
+            best = self._best(a, b)
             for k, cut in enumerate(self._cuts):
                 if best >= cut:
                     return 2 + k
         return self.else_level
+
+    def column(self, prepared: Sequence[Any]) -> _ListColumn:
+        present = sorted({item for items in prepared if items is not None for item in items})
+        lookup = {v: i for i, v in enumerate(present)}
+        codes = np.full((len(prepared), _MAX_LIST_ITEMS), -1, dtype=np.int64)
+        for row, items in enumerate(prepared):
+            if items is not None:
+                codes[row, : len(items)] = [lookup[v] for v in items]
+        uniques = np.empty(len(present), dtype=object)
+        uniques[:] = present
+        return _ListColumn(codes, uniques)
+
+    def levels(self, column: Any, left: IntArray, right: IntArray) -> LevelArray:
+        ca = column.codes[left]
+        cb = column.codes[right]
+        present = (ca[:, 0] >= 0) & (cb[:, 0] >= 0)
+        used_a = [k for k in range(_MAX_LIST_ITEMS) if (ca[:, k] >= 0).any()]
+        used_b = [k for k in range(_MAX_LIST_ITEMS) if (cb[:, k] >= 0).any()]
+        shared = np.zeros(len(left), dtype=bool)
+        for x in used_a:
+            for y in used_b:
+                shared |= (ca[:, x] == cb[:, y]) & (ca[:, x] >= 0)
+        out = np.full(len(left), self.else_level, dtype=np.int8)
+        todo = np.nonzero(present & ~shared)[0]
+        if self._cuts and len(todo):
+            best = np.zeros(len(todo))
+            for x in used_a:
+                for y in used_b:
+                    xa, yb = ca[todo, x], cb[todo, y]
+                    both = np.nonzero((xa >= 0) & (yb >= 0))[0]
+                    if len(both) == 0:
+                        continue
+                    lo, hi, inverse = _pair_codes(xa[both], yb[both])
+                    sims = process.cpdist(
+                        column.uniques[lo],
+                        column.uniques[hi],
+                        scorer=JaroWinkler.normalized_similarity,
+                        score_cutoff=min(self._cuts),
+                        dtype=np.float64,
+                    )
+                    best[both] = np.maximum(best[both], sims[inverse])
+            for k in range(len(self._cuts) - 1, -1, -1):
+                out[todo[best >= self._cuts[k]]] = 2 + k
+        out[shared] = EXACT_LEVEL
+        out[~present] = NULL_LEVEL
+        return out
 
 
 class JointComparison(Comparison):

@@ -39,7 +39,7 @@ from matching.blocking import (
 from matching.comparison import TextCache
 from matching.model import ComparisonParameters, MatchModel, TfTable, default_parameters
 from matching.spec import MatchSpec
-from matching.table import IntArray, LevelMatrix, RecordTable
+from matching.table import IntArray, LevelMatrix, RecordTable, gc_paused
 
 FloatArray = npt.NDArray[np.float64]
 _MIN_PROBABILITY = 1e-6
@@ -237,6 +237,7 @@ def build_tf_tables(spec: MatchSpec, table: RecordTable) -> dict[str, TfTable]:
     return tables
 
 
+@gc_paused
 def train(
     spec: MatchSpec,
     records: Sequence[Mapping[str, Any]],
