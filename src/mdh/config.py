@@ -20,7 +20,12 @@ Example (every section is optional; without a file the built-in defaults apply):
       kafka: {bootstrap_servers: "broker:9092", group_id: mdh, topics: [crm.public.customer]}
     survivorship: {default: [...], attributes: {...}}     # hub.rules.load_rules
     matching: {spec: customers, model: model.json, match_probability: 0.95}
-    targets: [crm, billing, erp]
+    targets:                                 # where golden records are published (cdc.targets)
+      crm:                                   # or just a list of names: [crm, billing, erp]
+        kind: postgres                       # postgres write-back | webhook | kafka
+        connection: ${CRM_URL}
+        owns: [emails, phones, addresses]    # the target's system-of-record attributes
+        tables: {account: {key: id, fields: {name: legal_name}}}
 
 ``${NAME}`` (or ``${NAME:-default}``) in a connection or Kafka setting is read from the
 environment handed to ``load_config``, so secrets stay out of the file.
@@ -42,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from cdc.debezium import PostgresSource
 from cdc.errors import MappingConfigError
 from cdc.mapping import SourceMappings, parse_source_mappings
+from cdc.targets import AnyTargetSpec, TargetConfigError, parse_targets
 from hub.errors import ConfigError
 from hub.matcher import Matcher
 from hub.rules import SurvivorshipRules, default_rules, load_rules
@@ -230,6 +236,9 @@ class MdhConfig:
     survivorship: SurvivorshipRules
     matching: MatchingConfig
     targets: tuple[str, ...]
+    """Every target's name: each golden change gets one outbox row per target."""
+    target_specs: Mapping[str, AnyTargetSpec] = field(default_factory=dict)
+    """How to deliver to each target that has settings (none when ``targets:`` is a list)."""
 
     @property
     def base_dir(self) -> Path:
@@ -313,13 +322,12 @@ def parse_config(document: Any, file: str, environ: Mapping[str, str]) -> MdhCon
     except ConfigError as exc:
         raise ConfigFileError(exc.file, exc.key, exc.expected) from exc
     matching = _model(MatchingConfig, document.get("matching") or {}, file, "matching")
-    targets = document.get("targets") or []
-    if not isinstance(targets, list) or not all(
-        isinstance(t, str) and re.fullmatch(r"[a-z][a-z0-9_\-]*", t) for t in targets
-    ):
-        raise ConfigFileError(file, "targets", "a list of target names (lower-case words)")
-    if len(set(targets)) != len(targets):
-        raise ConfigFileError(file, "targets", "each target named once")
+    try:
+        targets = parse_targets(
+            _interpolate(document.get("targets"), environ, file, "targets"), file
+        )
+    except TargetConfigError as exc:
+        raise ConfigFileError(exc.file, exc.key, exc.expected) from exc
     return MdhConfig(
         file=file,
         mappings=mappings,
@@ -327,7 +335,8 @@ def parse_config(document: Any, file: str, environ: Mapping[str, str]) -> MdhCon
         capture=capture,
         survivorship=survivorship,
         matching=matching,
-        targets=tuple(targets),
+        targets=targets.names,
+        target_specs=targets.specs,
     )
 
 

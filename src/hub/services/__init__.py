@@ -40,6 +40,7 @@ from hub.services.rebuild import rebuild_all
 from hub.services.reports import DuplicateReport, ReportQuery, StoreStatus
 from hub.services.search import SearchHit, SearchQuery
 from hub.services.steward import SourceRef
+from hub.services.sync import Publishing, TargetSyncLatency
 
 __all__ = ["HubServices", "SourceRef", "utc_now"]
 
@@ -395,6 +396,19 @@ class HubServices:
             lambda s: repo.mark_outbox_failed(s, outbox_id, error, retry_at),
             attempts=self.attempts,
         )
+
+    def publishing(self) -> Publishing:
+        """The outbox as relays and ``mdh publish`` use it: claim in order per golden record,
+        settle, status, retry and replay (``hub.services.sync``)."""
+        return Publishing(self.engine, self.clock, self.attempts)
+
+    def sync_latency(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[TargetSyncLatency]:
+        """Per target, p50/p95/p99 in ms of source commit to golden commit, golden commit to
+        target acknowledgement and source commit to acknowledgement, over the outbox rows
+        first acknowledged in [``since``, ``until``)."""
+        return self.publishing().sync_latency(since=since, until=until)
 
     def open_review_tasks(self, limit: int = 100) -> list[ReviewTask]:
         """Open review tasks, highest priority first."""

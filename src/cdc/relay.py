@@ -1,0 +1,345 @@
+"""The outbox relay: golden changes from the hub's outbox to every configured target.
+
+One worker thread per target, so a slow or failing target never holds up another. Each
+worker repeats, and its correctness depends on this order:
+
+1. Claim up to ``batch_size`` due rows of its target (``Publishing.claim``): id order, only
+   the earliest pending version of each golden record, leased to this worker.
+2. For each row in id order: skip it (settled, nothing sent) when the target does not take its
+   event; otherwise, if the lease leaves room for a whole attempt, deliver it, else hand it and
+   the rest back unattempted.
+3. Settle each row as soon as its outcome is known, before the next delivery: delivered, with
+   the acknowledgement time; failed, due again after an exponential backoff with jitter
+   computed from the row's attempts; dead when that was its last attempt (``max_attempts``)
+   or when the target rejected the payload. Only a settled row lets the next version of its
+   golden record be claimed, so versions reach each target in order.
+4. When the target is unavailable, hand back the rows not yet attempted (their attempt is not
+   counted) and pause the whole target for a backoff that grows while it stays unavailable;
+   one probe per pause, not one failure per row.
+5. When the hub cannot be reached, pause and try again. A delivery whose settle was lost comes
+   due again when its lease ends and is delivered again: targets drop the repeat by its
+   idempotency key (``golden_id:version:target``).
+
+Anything else (a bug) stops the relay: ``run`` raises ``RelayFailedError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cdc.apply import TRANSIENT_ERRORS, RetryPolicy
+from cdc.errors import CdcError
+from cdc.targets import (
+    AnyTargetSpec,
+    DeliveryDeferredError,
+    DeliveryRejectedError,
+    DeliveryTarget,
+    TargetError,
+    TargetUnavailableError,
+    build_targets,
+)
+from hub.services import HubServices
+from hub.services.sync import Delivery, Publishing
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RelayFailedError(CdcError):
+    """A relay worker stopped on an unexpected error (a bug); the relay stopped with it."""
+
+    def __init__(self, target: str, error: BaseException) -> None:
+        self.target = target
+        self.error = error
+        super().__init__(f"relay worker for {target!r} failed: {type(error).__name__}: {error}")
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """How the relay claims work (per-target retries are in the target's ``delivery:``)."""
+
+    batch_size: int = 100
+    lease: timedelta = timedelta(seconds=60)
+    """How long a claimed row is this relay's; deliveries must finish well inside it."""
+    idle_wait: float = 0.1
+    """Seconds between claims while nothing is due (the pick-up delay of a new change)."""
+    hub_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(initial_seconds=0.5, max_seconds=30.0)
+    )
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    """Names this relay in lease tokens (``mdh publish status`` shows who holds what)."""
+
+
+@dataclass
+class TargetCounts:
+    """What one target's worker did since the relay started."""
+
+    delivered: int = 0
+    skipped: int = 0
+    failed: int = 0
+    dead: int = 0
+    released: int = 0
+    last_error: str | None = None
+    last_delivered_at: datetime | None = None
+
+
+class _Worker:
+    """Delivers one target's rows (steps 1-5 of the module docstring)."""
+
+    def __init__(self, relay: OutboxRelay, target: DeliveryTarget, rng: random.Random) -> None:
+        self.relay = relay
+        self.target = target
+        self.rng = rng
+        self.counts = TargetCounts()
+        self.backoff = RetryPolicy(
+            initial_seconds=target.delivery.initial_backoff_seconds,
+            max_seconds=target.delivery.max_backoff_seconds,
+        )
+        self.unavailable = 0
+        """Consecutive times the target was found unavailable (the pause grows with it)."""
+        self.hub_failures = 0
+
+    @property
+    def publishing(self) -> Publishing:
+        return self.relay.publishing
+
+    def run(self) -> None:
+        stop = self.relay.stop
+        while not stop.is_set():
+            try:
+                handled = self.deliver_due()
+            except TRANSIENT_ERRORS as exc:
+                self.hub_failures += 1
+                pause = self.relay.settings.hub_retry.delay(self.hub_failures, self.rng)
+                logger.warning(
+                    "%s: hub unavailable (%s); retrying in %.1fs", self.target.name, exc, pause
+                )
+                stop.wait(pause)
+                continue
+            self.hub_failures = 0
+            if handled == 0:
+                stop.wait(self.relay.settings.idle_wait)
+
+    def deliver_due(self) -> int:
+        """One claim and its deliveries; returns how many rows were claimed."""
+        settings = self.relay.settings
+        deliveries = self.publishing.claim(
+            self.target.name,
+            limit=settings.batch_size,
+            lease=settings.lease,
+            owner=f"{settings.owner}:{self.target.name}",
+        )
+        for index, delivery in enumerate(deliveries):
+            margin = timedelta(seconds=self.target.delivery.timeout_seconds * 1.5)
+            if self.relay.stop.is_set() or self.relay.clock() + margin > delivery.lease_until:
+                self._release(deliveries[index:], self.relay.clock())
+                break
+            if delivery.event is not None and delivery.event not in self.target.events:
+                self.publishing.mark_skipped(delivery)
+                self.counts.skipped += 1
+                continue
+            try:
+                self._deliver(delivery)
+            except TargetUnavailableError as exc:
+                self._failed(delivery, exc)
+                self.unavailable += 1
+                pause = self.backoff.delay(self.unavailable, self.rng)
+                resume = self.relay.clock() + timedelta(seconds=pause)
+                self._release(deliveries[index + 1 :], resume)
+                logger.warning(
+                    "%s unavailable (%s); pausing %.1fs", self.target.name, exc.detail, pause
+                )
+                self.relay.stop.wait(pause)
+                break
+        return len(deliveries)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        try:
+            self.target.deliver(delivery)
+        except DeliveryRejectedError as exc:
+            logger.warning(
+                "%s rejected %s: %s", self.target.name, delivery.idempotency_key, exc.detail
+            )
+            self._dead(delivery, exc)
+            return
+        except DeliveryDeferredError as exc:
+            logger.info(
+                "%s deferred %s: %s", self.target.name, delivery.idempotency_key, exc.detail
+            )
+            self._failed(delivery, exc)
+            return
+        acknowledged_at = self.relay.clock()
+        self.unavailable = 0
+        if not self.publishing.mark_delivered(delivery, acknowledged_at):
+            logger.warning(
+                "%s: %s was delivered after its lease ran out; another relay has it now",
+                self.target.name,
+                delivery.idempotency_key,
+            )
+        self.counts.delivered += 1
+        self.counts.last_delivered_at = acknowledged_at
+
+    def _failed(self, delivery: Delivery, error: TargetError) -> None:
+        if delivery.attempts >= self.target.delivery.max_attempts:
+            self._dead(delivery, error)
+            return
+        pause = self.backoff.delay(delivery.attempts, self.rng)
+        self.publishing.mark_failed(
+            delivery, _error_text(error), retry_at=self.relay.clock() + timedelta(seconds=pause)
+        )
+        self.counts.failed += 1
+        self.counts.last_error = _error_text(error)
+
+    def _dead(self, delivery: Delivery, error: TargetError) -> None:
+        text = _error_text(error)
+        self.publishing.mark_dead(delivery, text)
+        self.counts.dead += 1
+        self.counts.last_error = text
+        logger.warning(
+            "%s: %s dead after %d attempt(s): %s",
+            self.target.name,
+            delivery.idempotency_key,
+            delivery.attempts,
+            text,
+        )
+
+    def _release(self, deliveries: Sequence[Delivery], retry_at: datetime) -> None:
+        if deliveries:
+            self.counts.released += self.publishing.release(deliveries, retry_at=retry_at)
+
+
+class OutboxRelay:
+    """Delivers the outbox to targets until stopped (module docstring).
+
+    Several relays (threads or processes) may run against one hub: leases keep them from
+    delivering the same row at the same time.
+
+    Args:
+        hub: the hub services (the outbox is read through ``hub.publishing()``).
+        targets: the adapters, one worker thread each.
+        settings: batch size, lease, idle wait, owner name.
+        stop: set it to stop (``run`` returns once every worker finished its delivery).
+        clock: acknowledgement and retry times (timezone-aware UTC).
+        seed: the jitter's random seed (tests).
+    """
+
+    def __init__(
+        self,
+        hub: HubServices,
+        targets: Sequence[DeliveryTarget],
+        *,
+        settings: RelaySettings | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        seed: int | None = None,
+    ) -> None:
+        names = [t.name for t in targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each target once, got {names}")
+        self.publishing = hub.publishing()
+        self.settings = settings or RelaySettings()
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        rng = random.Random(seed)
+        self._workers = [_Worker(self, t, random.Random(rng.random())) for t in targets]
+        self._threads: list[threading.Thread] = []
+        self._failure: RelayFailedError | None = None
+
+    @property
+    def targets(self) -> list[str]:
+        return [w.target.name for w in self._workers]
+
+    def counts(self) -> dict[str, TargetCounts]:
+        """Per target, what its worker did (a snapshot; counters only grow)."""
+        return {w.target.name: TargetCounts(**vars(w.counts)) for w in self._workers}
+
+    def deliver_due(self, target: str | None = None) -> int:
+        """One claim-and-deliver pass in the calling thread (every target, or one); returns
+        how many rows were claimed. For tests and one-shot runs; ``run`` loops."""
+        return sum(
+            w.deliver_due() for w in self._workers if target is None or w.target.name == target
+        )
+
+    def start(self) -> None:
+        """Start one thread per target and return."""
+        for worker in self._workers:
+            thread = threading.Thread(
+                target=self._guard, args=(worker,), name=f"mdh-relay-{worker.target.name}"
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the workers to finish (after ``stop`` is set); raise if one failed.
+
+        Raises:
+            RelayFailedError: a worker stopped on an unexpected error.
+        """
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._failure is not None:
+            raise self._failure
+
+    def run(self) -> None:
+        """Deliver until ``stop`` is set; returns after every worker has stopped.
+
+        Raises:
+            RelayFailedError: a worker stopped on an unexpected error (the others stop too).
+        """
+        self.start()
+        self.join()
+
+    def _guard(self, worker: _Worker) -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            logger.exception("relay worker for %s failed", worker.target.name)
+            self._failure = RelayFailedError(worker.target.name, exc)
+            self.stop.set()
+        finally:
+            try:
+                worker.target.close()
+            except Exception as exc:  # closing must not hide why the worker ended
+                logger.warning("closing %s failed: %s", worker.target.name, exc)
+
+
+def run_relay(
+    hub: HubServices,
+    specs: Mapping[str, AnyTargetSpec],
+    stop: threading.Event,
+    *,
+    only: Collection[str] | None = None,
+    settings: RelaySettings | None = None,
+) -> OutboxRelay:
+    """Build the targets of ``specs`` and deliver until ``stop`` is set (blocking).
+
+    The building block of ``mdh publish run``; ``mdh demo`` runs it in a thread::
+
+        threading.Thread(target=run_relay, args=(hub, config.target_specs, stop)).start()
+
+    Returns the relay once stopped (its ``counts()`` say what it did).
+
+    Raises:
+        RelayFailedError: a worker stopped on an unexpected error.
+    """
+    targets = build_targets(specs, writeback_state=hub.publishing().writeback_state, only=only)
+    relay = OutboxRelay(hub, targets, settings=settings, stop=stop)
+    relay.run()
+    return relay
+
+
+def _error_text(error: TargetError) -> str:
+    return f"{error.kind}: {error.detail}"[:2000]
+
+
+__all__ = ["OutboxRelay", "RelayFailedError", "RelaySettings", "TargetCounts", "run_relay"]

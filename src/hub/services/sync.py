@@ -1,0 +1,603 @@
+"""Publishing golden changes: outbox rows leased to relays in order, settled, and measured.
+
+Apply writes one outbox row per golden change and target; ``cdc.relay`` delivers them through
+``Publishing``. A row is *pending* while ``delivered_at`` and ``dead_at`` are both NULL; it ends
+delivered (``acknowledged_at`` keeps the first acknowledgement), skipped (the target does not
+take that kind of event) or dead (given up, ``last_error`` says why; ``retry`` revives it).
+
+Per golden record, versions reach a target in order, and several relays may share a target.
+That depends on these steps:
+
+1. ``claim`` is one statement: it picks due pending rows in id order whose earlier versions
+   (same golden record, same target) are all settled, locking them ``FOR UPDATE SKIP LOCKED``
+   so a row another relay is claiming at this instant is passed over, and leases them:
+   ``next_attempt_at`` becomes the lease's end, ``claimed_by`` a fresh token, ``attempts`` + 1.
+2. A leased, backing-off or failing row is still pending, so the next version of its golden
+   record is not claimable until it is delivered, skipped or dead: the probe of step 1 reads
+   committed state, and the earlier row leaves the pending state only by a committed settle.
+3. Every settle (delivered, failed, dead, skipped, released) names the lease token. Once a
+   lease has run out and another relay claimed the row, the first relay's settle changes
+   nothing: the holder of the current lease decides.
+4. The relay delivers inside the lease (target timeouts are shorter than the lease, and rows
+   not started when the lease nears its end are released), so no row is delivered by two
+   relays at the same time. After a crash the lease runs out and the row is delivered again:
+   the idempotency key (``golden_id:version:target``) lets the target drop the repeat.
+
+Sync latency: ``source_committed_at`` (the source commit of the change behind the golden
+change; None for steward actions), ``golden_committed_at`` (written just before the golden
+change commits) and ``acknowledged_at`` give per target the percentiles of source to golden,
+golden to target and source to target.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hub.errors import GoldenRecordNotFoundError
+from hub.model import GoldenStatus
+from hub.services._tx import run_in_transaction
+
+T = TypeVar("T")
+
+_PENDING = "delivered_at IS NULL AND dead_at IS NULL"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A leased outbox row: one golden change for one target."""
+
+    id: int
+    golden_id: int
+    version: int
+    target: str
+    idempotency_key: str
+    payload: Mapping[str, Any]
+    event: str | None
+    """The kind of the golden history event behind it (``created``, ``merged``...)."""
+    attempts: int
+    """Including this one."""
+    created_at: datetime
+    lease_token: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class DeadDelivery:
+    id: int
+    golden_id: int
+    version: int
+    target: str
+    idempotency_key: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    dead_at: datetime
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """Where the outbox rows of one target stand."""
+
+    target: str
+    pending: int
+    """Not yet delivered, skipped or dead (in flight and backing off included)."""
+    in_flight: int
+    """Leased to a relay right now."""
+    retrying: int
+    """Failed at least once, waiting for the next attempt."""
+    delivered: int
+    skipped: int
+    dead: int
+    oldest_pending_at: datetime | None
+    last_error: str | None
+    """The error of the most recent failed attempt still on record."""
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    revived: int
+    superseded: int
+    """Dead rows left dead because a later version of their golden record was delivered."""
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Milliseconds; None when nothing was measured."""
+
+    count: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+@dataclass(frozen=True)
+class TargetSyncLatency:
+    """The sync-latency KPI of one target over the acknowledgements in a window."""
+
+    target: str
+    delivered: int
+    source_to_golden: Percentiles
+    """Source commit to golden commit (changes from sources only)."""
+    golden_to_target: Percentiles
+    """Golden commit to the target's acknowledgement (steward actions included)."""
+    source_to_target: Percentiles
+    """Source commit to the target's acknowledgement: what a user of the target waits."""
+
+
+@dataclass(frozen=True)
+class LinkedSourceRow:
+    """A source row that is, or once was, linked to a golden record, as the hub knows it now."""
+
+    table: str
+    pk: str
+    golden_id: int | None
+    """The active golden record it is linked to now (merges followed); None: not linked."""
+    deleted: bool
+    raw: Mapping[str, Any] | None
+    """The row image the hub last captured."""
+
+
+@dataclass(frozen=True)
+class WritebackState:
+    """What a write-back needs of a golden record: its state now and the source rows of one
+    system that are, or once were, linked to it."""
+
+    golden_id: int
+    version: int
+    status: GoldenStatus
+    attributes: Mapping[str, Any]
+    """Current attributes (empty unless active)."""
+    rows: tuple[LinkedSourceRow, ...]
+
+
+def _ids(values: Sequence[int]) -> Any:
+    return sa.bindparam("ids", list(values), type_=ARRAY(sa.BigInteger))
+
+
+class Publishing:
+    """The outbox as the relay and ``mdh publish`` see it; each method is one transaction.
+
+    Args:
+        engine: the hub database (READ COMMITTED).
+        clock: the hub's clock (timezone-aware UTC).
+        attempts: re-runs of a transaction after a deadlock or serialization failure.
+    """
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], attempts: int = 5) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.attempts = attempts
+
+    def _write(self, operation: str, work: Callable[[Session], T]) -> T:
+        return run_in_transaction(self.engine, operation, work, attempts=self.attempts)
+
+    def _read(self, operation: str, work: Callable[[Session], T]) -> T:
+        return run_in_transaction(
+            self.engine, operation, work, attempts=self.attempts, read_only=True
+        )
+
+    # --- the relay -----------------------------------------------------------------------
+
+    def claim(
+        self, target: str, *, limit: int, lease: timedelta, owner: str = "relay"
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` due rows of ``target`` whose earlier versions are settled,
+        in id order (steps 1 and 2 of the module docstring)."""
+        now = self.clock()
+        lease_until = now + lease
+        token = f"{owner}:{secrets.token_hex(6)}"
+        statement = sa.text(
+            """
+            WITH due AS (
+              SELECT o.id FROM outbox o
+              WHERE o.target = :target AND o.delivered_at IS NULL AND o.dead_at IS NULL
+                AND o.next_attempt_at <= :now
+                AND NOT EXISTS (
+                  SELECT 1 FROM outbox e
+                  WHERE e.target = o.target AND e.golden_id = o.golden_id
+                    AND e.version < o.version
+                    AND e.delivered_at IS NULL AND e.dead_at IS NULL)
+              ORDER BY o.id
+              LIMIT :limit
+              FOR UPDATE OF o SKIP LOCKED
+            )
+            UPDATE outbox o
+            SET attempts = o.attempts + 1, next_attempt_at = :lease_until, claimed_by = :token
+            FROM due WHERE o.id = due.id
+            RETURNING o.id, o.golden_id, o.version, o.target, o.idempotency_key, o.payload,
+              o.attempts, o.created_at,
+              (SELECT h.kind FROM golden_history h
+                WHERE h.golden_id = o.golden_id AND h.version = o.version
+                ORDER BY h.sequence DESC LIMIT 1) AS event
+            """
+        )
+
+        def work(session: Session) -> list[Delivery]:
+            rows = session.execute(
+                statement,
+                {
+                    "target": target,
+                    "now": now,
+                    "limit": limit,
+                    "lease_until": lease_until,
+                    "token": token,
+                },
+            ).all()
+            return sorted(
+                (
+                    Delivery(
+                        id=r.id,
+                        golden_id=r.golden_id,
+                        version=r.version,
+                        target=r.target,
+                        idempotency_key=r.idempotency_key,
+                        payload=r.payload,
+                        event=r.event,
+                        attempts=r.attempts,
+                        created_at=r.created_at,
+                        lease_token=token,
+                        lease_until=lease_until,
+                    )
+                    for r in rows
+                ),
+                key=lambda d: d.id,
+            )
+
+        return self._write("claim outbox", work)
+
+    def mark_delivered(self, delivery: Delivery, acknowledged_at: datetime) -> bool:
+        """Record the target's acknowledgement; False when the lease was lost (step 3)."""
+        return self._settle(
+            "mark delivered",
+            "delivered_at = :at, acknowledged_at = coalesce(acknowledged_at, :at),"
+            " last_error = NULL",
+            delivery,
+            at=acknowledged_at,
+        )
+
+    def mark_skipped(self, delivery: Delivery) -> bool:
+        """The target does not take this event: settled without sending anything."""
+        return self._settle(
+            "mark skipped", "delivered_at = :at, skipped = true", delivery, at=self.clock()
+        )
+
+    def mark_failed(self, delivery: Delivery, error: str, *, retry_at: datetime) -> bool:
+        """A failed attempt; the row comes due again at ``retry_at``."""
+        return self._settle(
+            "mark failed",
+            "last_error = :error, next_attempt_at = :retry_at",
+            delivery,
+            error=error,
+            retry_at=retry_at,
+        )
+
+    def mark_dead(self, delivery: Delivery, error: str) -> bool:
+        """Give up on the row (the last attempt failed, or the target rejected it for good);
+        later versions of its golden record are claimable from now on."""
+        return self._settle(
+            "mark dead",
+            "last_error = :error, dead_at = :at",
+            delivery,
+            error=error,
+            at=self.clock(),
+        )
+
+    def release(self, deliveries: Sequence[Delivery], *, retry_at: datetime) -> int:
+        """Hand back leased rows that were not attempted (the attempt is not counted)."""
+        if not deliveries:
+            return 0
+        tokens = {d.lease_token for d in deliveries}
+        statement = sa.text(
+            "UPDATE outbox SET attempts = attempts - 1, next_attempt_at = :retry_at,"
+            " claimed_by = NULL WHERE id = ANY(:ids) AND claimed_by = ANY(:tokens)"
+            f" AND {_PENDING}"
+        ).bindparams(
+            _ids([d.id for d in deliveries]),
+            sa.bindparam("tokens", sorted(tokens), type_=ARRAY(sa.Text)),
+        )
+
+        def work(session: Session) -> int:
+            return _count(session.execute(statement, {"retry_at": retry_at}))
+
+        return self._write("release outbox", work)
+
+    def _settle(self, operation: str, assignments: str, delivery: Delivery, **params: Any) -> bool:
+        statement = sa.text(
+            f"UPDATE outbox SET {assignments}, claimed_by = NULL"
+            f" WHERE id = :id AND claimed_by = :token AND {_PENDING}"
+        )
+
+        def work(session: Session) -> bool:
+            result = session.execute(
+                statement, {"id": delivery.id, "token": delivery.lease_token, **params}
+            )
+            return _count(result) == 1
+
+        return self._write(operation, work)
+
+    def writeback_state(self, golden_id: int, system: str) -> WritebackState:
+        """A golden record's current state and every source row of ``system`` that is, or
+        once was, linked to it, each with its current link (merges followed) and raw image.
+
+        Raises:
+            GoldenRecordNotFoundError: no golden record ever had this id.
+        """
+        return self._read("writeback state", lambda s: _writeback_state(s, golden_id, system))
+
+    # --- operators (mdh publish) ---------------------------------------------------------
+
+    def status(self) -> list[TargetStatus]:
+        """Per target: pending, in flight, retrying, delivered, skipped and dead rows."""
+        now = self.clock()
+        statement = sa.text(
+            f"""
+            SELECT target,
+              count(*) FILTER (WHERE {_PENDING}) AS pending,
+              count(*) FILTER (WHERE {_PENDING} AND claimed_by IS NOT NULL
+                               AND next_attempt_at > :now) AS in_flight,
+              count(*) FILTER (WHERE {_PENDING} AND claimed_by IS NULL
+                               AND last_error IS NOT NULL) AS retrying,
+              count(*) FILTER (WHERE delivered_at IS NOT NULL AND NOT skipped) AS delivered,
+              count(*) FILTER (WHERE skipped) AS skipped,
+              count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,
+              min(created_at) FILTER (WHERE {_PENDING}) AS oldest_pending_at,
+              (SELECT e.last_error FROM outbox e
+                WHERE e.target = outbox.target AND e.last_error IS NOT NULL
+                  AND e.delivered_at IS NULL
+                ORDER BY e.id DESC LIMIT 1) AS last_error
+            FROM outbox GROUP BY target ORDER BY target
+            """
+        )
+
+        def work(session: Session) -> list[TargetStatus]:
+            return [
+                TargetStatus(
+                    target=r.target,
+                    pending=int(r.pending),
+                    in_flight=int(r.in_flight),
+                    retrying=int(r.retrying),
+                    delivered=int(r.delivered),
+                    skipped=int(r.skipped),
+                    dead=int(r.dead),
+                    oldest_pending_at=r.oldest_pending_at,
+                    last_error=r.last_error,
+                )
+                for r in session.execute(statement, {"now": now})
+            ]
+
+        return self._read("publish status", work)
+
+    def dead(self, target: str | None = None, limit: int = 100) -> list[DeadDelivery]:
+        """Dead rows, newest first."""
+        statement = sa.text(
+            "SELECT id, golden_id, version, target, idempotency_key, attempts, last_error,"
+            " created_at, dead_at FROM outbox WHERE dead_at IS NOT NULL"
+            " AND (CAST(:target AS text) IS NULL OR target = :target)"
+            " ORDER BY id DESC LIMIT :limit"
+        )
+
+        def work(session: Session) -> list[DeadDelivery]:
+            rows = session.execute(statement, {"target": target, "limit": limit})
+            return [DeadDelivery(**r._mapping) for r in rows]
+
+        return self._read("dead deliveries", work)
+
+    def retry_dead(
+        self,
+        *,
+        target: str | None = None,
+        ids: Sequence[int] = (),
+        include_superseded: bool = False,
+    ) -> RetryResult:
+        """Revive dead rows (all of ``target``'s, or the ones named) with fresh attempts.
+
+        A dead row whose golden record has a later version delivered to the same target is
+        *superseded*: sending it now would put an old state after a newer one (a compacted
+        topic would keep the old one). It stays dead unless ``include_superseded``.
+        """
+        superseded = (
+            "EXISTS (SELECT 1 FROM outbox n WHERE n.target = o.target"
+            " AND n.golden_id = o.golden_id AND n.version > o.version"
+            " AND n.delivered_at IS NOT NULL AND NOT n.skipped)"
+        )
+        where = (
+            "o.dead_at IS NOT NULL AND (CAST(:target AS text) IS NULL OR o.target = :target)"
+            " AND (cardinality(:ids) = 0 OR o.id = ANY(:ids))"
+        )
+        revive = sa.text(
+            "UPDATE outbox o SET dead_at = NULL, attempts = 0, next_attempt_at = :now,"
+            f" claimed_by = NULL WHERE {where}"
+            + ("" if include_superseded else f" AND NOT {superseded}")
+        ).bindparams(_ids(ids))
+        left = sa.text(f"SELECT count(*) FROM outbox o WHERE {where} AND {superseded}").bindparams(
+            _ids(ids)
+        )
+
+        def work(session: Session) -> RetryResult:
+            params = {"target": target, "now": self.clock()}
+            revived = _count(session.execute(revive, params))
+            remaining = 0 if include_superseded else int(session.execute(left, params).scalar_one())
+            return RetryResult(revived=revived, superseded=remaining)
+
+        return self._write("retry dead deliveries", work)
+
+    def replay(
+        self,
+        target: str,
+        *,
+        golden_ids: Sequence[int] = (),
+        since: datetime | None = None,
+        all_versions: bool = False,
+    ) -> int:
+        """Deliver delivered rows of ``target`` again (a target that lost its copy); returns
+        how many. By default only each golden record's latest version (its current state);
+        ``all_versions`` replays every version, in order. Pending rows are left alone, and
+        a golden record whose latest version is still pending gets nothing replayed."""
+        statement = sa.text(
+            "UPDATE outbox o SET delivered_at = NULL, attempts = 0, next_attempt_at = :now,"
+            " claimed_by = NULL, last_error = NULL"
+            " WHERE o.target = :target AND o.delivered_at IS NOT NULL AND NOT o.skipped"
+            " AND (cardinality(:ids) = 0 OR o.golden_id = ANY(:ids))"
+            " AND (CAST(:since AS timestamptz) IS NULL OR o.created_at >= :since)"
+            + (
+                ""
+                if all_versions
+                else " AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.target = o.target"
+                " AND n.golden_id = o.golden_id AND n.version > o.version)"
+            )
+        ).bindparams(_ids(golden_ids))
+
+        def work(session: Session) -> int:
+            params = {"target": target, "since": since, "now": self.clock()}
+            return _count(session.execute(statement, params))
+
+        return self._write("replay deliveries", work)
+
+    def sync_latency(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[TargetSyncLatency]:
+        """Per target, percentiles (ms) of the three spans (module docstring) over the rows
+        first acknowledged in [``since``, ``until``); skipped rows are not measured."""
+        statement = sa.text(
+            """
+            WITH d AS (
+              SELECT target,
+                extract(epoch FROM golden_committed_at - source_committed_at) * 1000.0 AS s2g,
+                extract(epoch FROM acknowledged_at - golden_committed_at) * 1000.0 AS g2t,
+                extract(epoch FROM acknowledged_at - source_committed_at) * 1000.0 AS s2t
+              FROM outbox
+              WHERE acknowledged_at IS NOT NULL AND NOT skipped
+                AND (CAST(:since AS timestamptz) IS NULL OR acknowledged_at >= :since)
+                AND (CAST(:until AS timestamptz) IS NULL OR acknowledged_at < :until)
+            )
+            SELECT target, count(*) AS delivered,
+              count(s2g) AS n_s2g,
+              percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s2g) AS q_s2g,
+              max(s2g) AS max_s2g,
+              count(g2t) AS n_g2t,
+              percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY g2t) AS q_g2t,
+              max(g2t) AS max_g2t,
+              count(s2t) AS n_s2t,
+              percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s2t) AS q_s2t,
+              max(s2t) AS max_s2t
+            FROM d GROUP BY target ORDER BY target
+            """
+        )
+
+        def work(session: Session) -> list[TargetSyncLatency]:
+            rows = session.execute(statement, {"since": since, "until": until})
+            return [
+                TargetSyncLatency(
+                    target=r.target,
+                    delivered=int(r.delivered),
+                    source_to_golden=_percentiles(r.n_s2g, r.q_s2g, r.max_s2g),
+                    golden_to_target=_percentiles(r.n_g2t, r.q_g2t, r.max_g2t),
+                    source_to_target=_percentiles(r.n_s2t, r.q_s2t, r.max_s2t),
+                )
+                for r in rows
+            ]
+
+        return self._read("sync latency", work)
+
+
+def _count(result: Any) -> int:
+    return int(result.rowcount)
+
+
+def _percentiles(
+    count: int, quantiles: Sequence[float] | None, maximum: float | None
+) -> Percentiles:
+    if not count or quantiles is None:
+        return Percentiles(count=0, p50=None, p95=None, p99=None, max=None)
+    p50, p95, p99 = (round(float(q), 3) for q in quantiles)
+    return Percentiles(
+        count=int(count),
+        p50=p50,
+        p95=p95,
+        p99=p99,
+        max=None if maximum is None else round(float(maximum), 3),
+    )
+
+
+def _writeback_state(session: Session, golden_id: int, system: str) -> WritebackState:
+    golden = session.execute(
+        sa.text("SELECT id, version, status, attributes FROM golden_records WHERE id = :id"),
+        {"id": golden_id},
+    ).one_or_none()
+    if golden is None:
+        raise GoldenRecordNotFoundError(golden_id)
+    history = session.execute(
+        sa.text("SELECT data FROM golden_history WHERE golden_id = :id"), {"id": golden_id}
+    ).scalars()
+    ever: set[int] = set()
+    for data in history:
+        ever.update(data.get("sources_added", ()))
+        ever.update(data.get("sources_removed", ()))
+    rows = session.execute(
+        sa.text(
+            "SELECT source_table, pk, golden_id, deleted, raw FROM source_records"
+            " WHERE system = :system AND pk IS NOT NULL"
+            " AND (golden_id = :golden_id OR id = ANY(:ids)) ORDER BY source_table, pk"
+        ).bindparams(_ids(sorted(ever))),
+        {"system": system, "golden_id": golden_id},
+    ).all()
+    links = _resolve(session, {r.golden_id for r in rows if r.golden_id is not None})
+    status = GoldenStatus(golden.status)
+    return WritebackState(
+        golden_id=golden_id,
+        version=golden.version,
+        status=status,
+        attributes=dict(golden.attributes) if status is GoldenStatus.ACTIVE else {},
+        rows=tuple(
+            LinkedSourceRow(
+                table=r.source_table,
+                pk=r.pk,
+                golden_id=None if r.deleted or r.golden_id is None else links.get(r.golden_id),
+                deleted=r.deleted,
+                raw=r.raw,
+            )
+            for r in rows
+        ),
+    )
+
+
+def _resolve(session: Session, golden_ids: set[int]) -> dict[int, int | None]:
+    """Each id's active golden record, following ``merged_into`` (None: retired)."""
+    statement = sa.text(
+        """
+        WITH RECURSIVE chain (start, id, status, merged_into, depth) AS (
+          SELECT g.id, g.id, g.status, g.merged_into, 0
+          FROM golden_records g WHERE g.id = ANY(:ids)
+          UNION ALL
+          SELECT c.start, g.id, g.status, g.merged_into, c.depth + 1
+          FROM chain c JOIN golden_records g ON g.id = c.merged_into
+          WHERE c.status = 'merged' AND c.depth < 1000
+        )
+        SELECT start, id FROM chain WHERE status = 'active'
+        """
+    ).bindparams(_ids(sorted(golden_ids)))
+    active = dict(session.execute(statement).tuples().all()) if golden_ids else {}
+    return {golden_id: active.get(golden_id) for golden_id in golden_ids}
+
+
+__all__ = [
+    "DeadDelivery",
+    "Delivery",
+    "LinkedSourceRow",
+    "Percentiles",
+    "Publishing",
+    "RetryResult",
+    "TargetStatus",
+    "TargetSyncLatency",
+    "WritebackState",
+]

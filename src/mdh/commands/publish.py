@@ -1,0 +1,288 @@
+"""`mdh publish`: deliver golden changes to the configured targets, and tend the outbox.
+
+- ``run``: the outbox relay (``cdc.relay``) until Ctrl-C or SIGTERM; several may run at once.
+- ``status``: per target, what is pending, in flight, retrying, delivered, skipped and dead,
+  and the sync latency (source commit to target acknowledgement) percentiles.
+- ``retry``: revive dead deliveries (after fixing what made the target refuse them).
+- ``replay``: deliver again what a target already has (a target that lost its copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cdc.relay import OutboxRelay, RelayFailedError, RelaySettings, TargetCounts
+from cdc.targets import TargetSetupError, TargetUnavailableError, build_targets
+from hub.services import HubServices
+from hub.services.sync import Percentiles
+from mdh.commands.serve import build_hub, load_mdh_config
+from mdh.config import MdhConfig
+from mdh.settings import Settings
+
+app = typer.Typer(help="Publish golden records to CRM, billing, ERP, webhooks and Kafka.")
+console = Console()
+err = Console(stderr=True)
+logger = logging.getLogger("mdh.publish")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _setup(targets: list[str] | None) -> tuple[MdhConfig, HubServices]:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = load_mdh_config(settings)
+    unknown = [t for t in targets or () if t not in config.targets]
+    if unknown:
+        raise _fail(
+            f"{config.file}: targets.{unknown[0]}: expected a configured target"
+            f" (configured: {', '.join(config.targets) or 'none'})",
+            2,
+        )
+    return config, build_hub(settings, config, pool_size=4)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop``: deliveries in flight finish, then the relay stops."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping after the deliveries in flight", signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@app.command()
+def run(
+    target: Annotated[
+        list[str] | None, typer.Option("--target", "-t", help="Only these targets (default: all).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows claimed at a time.")] = 100,
+    lease_seconds: Annotated[
+        float, typer.Option(min=5, help="How long claimed rows are this relay's.")
+    ] = 60.0,
+) -> None:
+    """Deliver the outbox to the targets until Ctrl-C or SIGTERM."""
+    config, hub = _setup(target)
+    specs = {n: s for n, s in config.target_specs.items() if not target or n in target}
+    if not specs:
+        raise _fail(
+            f"{config.file}: targets: expected targets with settings (kind, connection...);"
+            " a list of names only writes outbox rows",
+            2,
+        )
+    too_slow = [n for n, s in specs.items() if s.delivery.timeout_seconds * 2 > lease_seconds]
+    if too_slow:
+        raise _fail(
+            f"{config.file}: targets.{too_slow[0]}.delivery.timeout_seconds: expected at most"
+            f" half the lease ({lease_seconds:g}s)",
+            2,
+        )
+    publishing = hub.publishing()
+    adapters = build_targets(specs, writeback_state=publishing.writeback_state)
+    for adapter in adapters:
+        try:
+            adapter.open()
+        except TargetSetupError as exc:
+            raise _fail(f"{config.file}: targets.{exc.target}: {exc.detail}", 2) from exc
+        except TargetUnavailableError as exc:
+            logger.warning("%s is not reachable yet (%s); will keep trying", exc.target, exc.detail)
+    stop = threading.Event()
+    relay = OutboxRelay(
+        hub,
+        adapters,
+        settings=RelaySettings(batch_size=batch_size, lease=timedelta(seconds=lease_seconds)),
+        stop=stop,
+    )
+    logger.info("publishing to %s", ", ".join(relay.targets))
+    try:
+        with _stop_on_signals(stop):
+            relay.run()
+    except RelayFailedError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        hub.engine.dispose()
+        _print_counts(relay.counts())
+
+
+def _print_counts(counts: dict[str, TargetCounts]) -> None:
+    for name, c in counts.items():
+        err.print(
+            f"{name}: {c.delivered} delivered, {c.skipped} skipped, {c.failed} failed attempts,"
+            f" {c.dead} dead",
+            highlight=False,
+        )
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    hours: Annotated[float, typer.Option(min=0.01, help="Latency window: the last N hours.")] = 24,
+    dead: Annotated[bool, typer.Option("--dead", help="Also list the latest dead rows.")] = False,
+) -> None:
+    """Per target: pending, in flight, retrying, delivered, skipped, dead; sync latency."""
+    config, hub = _setup(None)
+    try:
+        publishing = hub.publishing()
+        rows = {s.target: s for s in publishing.status()}
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        latency = {s.target: s for s in hub.sync_latency(since=since)}
+        dead_rows = publishing.dead(limit=20) if dead else []
+    finally:
+        hub.engine.dispose()
+    names = list(dict.fromkeys([*config.targets, *rows, *latency]))
+    if as_json:
+        data: dict[str, Any] = {
+            "latency_since": since.isoformat(),
+            "targets": {
+                name: {
+                    "status": _jsonable(asdict(rows[name])) if name in rows else None,
+                    "latency_ms": _jsonable(asdict(latency[name])) if name in latency else None,
+                }
+                for name in names
+            },
+        }
+        if dead:
+            data["dead"] = [_jsonable(asdict(d)) for d in dead_rows]
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return
+    table = Table("target", "pending", "in flight", "retrying", "delivered", "skipped", "dead")
+    for column in ("oldest pending", "p50 ms", "p95 ms", "p99 ms", "last error"):
+        table.add_column(column)
+    now = datetime.now(UTC)
+    for name in names:
+        s = rows.get(name)
+        end_to_end = latency[name].source_to_target if name in latency else None
+        table.add_row(
+            name,
+            *(
+                str(getattr(s, f)) if s else "0"
+                for f in ("pending", "in_flight", "retrying", "delivered", "skipped", "dead")
+            ),
+            _age(now, s.oldest_pending_at if s else None),
+            *_percentile_cells(end_to_end),
+            (s.last_error or "-")[:60] if s else "-",
+        )
+    console.print(table)
+    console.print(
+        f"latency: source commit to target acknowledgement, acknowledged in the last {hours:g} h",
+        highlight=False,
+    )
+    if dead:
+        listing = Table("id", "target", "golden", "version", "attempts", "dead at", "last error")
+        for d in dead_rows:
+            listing.add_row(
+                str(d.id),
+                d.target,
+                str(d.golden_id),
+                str(d.version),
+                str(d.attempts),
+                d.dead_at.isoformat(timespec="seconds"),
+                (d.last_error or "")[:80],
+            )
+        console.print(listing)
+
+
+def _percentile_cells(p: Percentiles | None) -> list[str]:
+    if p is None or p.count == 0:
+        return ["-", "-", "-"]
+    return [f"{v:.0f}" if v is not None else "-" for v in (p.p50, p.p95, p.p99)]
+
+
+def _age(now: datetime, at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    seconds = (now - at).total_seconds()
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}min"
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+@app.command()
+def retry(
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Only this target.")] = None,
+    ids: Annotated[
+        list[int] | None, typer.Option("--id", help="Only these outbox rows (repeatable).")
+    ] = None,
+    include_superseded: Annotated[
+        bool,
+        typer.Option(
+            help="Also rows whose golden record has a later version delivered (they would"
+            " arrive after it)."
+        ),
+    ] = False,
+) -> None:
+    """Revive dead deliveries: they are attempted again by the running relays."""
+    _, hub = _setup([target] if target else None)
+    try:
+        result = hub.publishing().retry_dead(
+            target=target, ids=ids or (), include_superseded=include_superseded
+        )
+    finally:
+        hub.engine.dispose()
+    console.print(f"revived {result.revived} dead deliveries", highlight=False)
+    if result.superseded:
+        console.print(
+            f"{result.superseded} left dead: a later version of their golden record was"
+            " delivered (--include-superseded sends them anyway)",
+            highlight=False,
+        )
+
+
+@app.command()
+def replay(
+    target: Annotated[str, typer.Option("--target", "-t", help="The target to send to again.")],
+    golden: Annotated[
+        list[int] | None, typer.Option("--golden", "-g", help="Only these golden ids.")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only changes made since (ISO time, UTC if naive).")
+    ] = None,
+    all_versions: Annotated[
+        bool, typer.Option(help="Every version, in order (default: the latest of each).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+) -> None:
+    """Deliver again what a target already received (each golden record's latest version)."""
+    _, hub = _setup([target])
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    scope = f"golden {', '.join(map(str, golden))}" if golden else "every golden record"
+    if not yes and not typer.confirm(f"Replay {scope} to {target}?"):
+        hub.engine.dispose()
+        raise typer.Exit(1)
+    try:
+        count = hub.publishing().replay(
+            target, golden_ids=golden or (), since=since, all_versions=all_versions
+        )
+    finally:
+        hub.engine.dispose()
+    console.print(f"{count} deliveries to {target} queued again", highlight=False)
