@@ -246,8 +246,8 @@ def train(
     seed: int = 0,
     u_pairs: int = 1_000_000,
     em_pairs: int = 500_000,
-    max_iterations: int = 100,
-    tolerance: float = 1e-6,
+    max_iterations: int = 300,
+    tolerance: float = 1e-5,
     session_u: bool = True,
 ) -> MatchModel:
     """Train a model from unlabelled feature records.
@@ -260,6 +260,9 @@ def train(
         seed: makes random-pair sampling and EM subsampling reproducible.
         u_pairs: random pairs drawn for u.
         em_pairs: at most this many candidate pairs per EM session.
+        max_iterations, tolerance: EM stops when no m, u or match share moves by more than
+            ``tolerance``, or after ``max_iterations``.
+        session_u: re-estimate u within each EM session (see the module docstring).
     """
     if len(records) < 2:
         raise ValueError("training needs at least two records")
