@@ -138,7 +138,8 @@ class MatchModel:
 
     def standardize(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical attributes to match features (``matching.features.standardize_record``)."""
-        from matching.features import standardize_record  # type: ignore[import-not-found,unused-ignore]
+        # Imported on first use: the standardizers load phone metadata and name tables.
+        from matching.features import standardize_record
 
         return dict(standardize_record(attributes))
 

@@ -88,3 +88,11 @@ def test_dedupe_respects_steward_constraints_and_link_groups() -> None:
     assert apart.clusters["b"] != apart.clusters["a"]
     linked = dedupe(model, records, ids=ids, groups=["crm", "erp", "crm"])
     assert len(linked.pairs) == 2  # a-b and b-c only: never two records of one source
+
+
+def test_match_many_matches_each_record_without_filing_it() -> None:
+    index = MatchIndex(trained_model())
+    index.add("orig", person())
+    results = index.match_many([person(), person(national_id="1804947"), person(family_name="x")])
+    assert [[r.candidate_id for r in hits] for hits in results][:2] == [["orig"], ["orig"]]
+    assert len(index) == 1
