@@ -48,7 +48,7 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def check_input(request: Request) -> None:
+async def check_input(request: Request) -> None:
     """Refuse unknown query parameters, and text PostgreSQL cannot store, before anything
     else looks at the request (422 in the common error shape)."""
     route = request.scope.get("route")

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiProblem
 from hub.services import HubServices
@@ -65,26 +66,36 @@ class Authenticator:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[ApiKey, float]] = {}
 
+    def cached(self, token: str) -> ApiKey | None:
+        """The key of a token checked less than ``cache_seconds`` ago (no database call)."""
+        if self._ttl <= 0:
+            return None
+        with self._lock:
+            hit = self._cache.get(_digest(token))
+        if hit is not None and hit[1] > self._monotonic():
+            return hit[0]
+        return None
+
     def authenticate(self, token: str) -> ApiKey | None:
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-        now = self._monotonic()
-        if self._ttl > 0:
-            with self._lock:
-                hit = self._cache.get(digest)
-            if hit is not None and hit[1] > now:
-                return hit[0]
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         key = self._services.authenticate(token)
         if key is not None and self._ttl > 0:
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[digest] = (key, now + self._ttl)
+                self._cache[_digest(token)] = (key, self._monotonic() + self._ttl)
         return key
 
     def forget(self, key_id: int) -> None:
         with self._lock:
             for digest in [d for d, (k, _) in self._cache.items() if k.id == key_id]:
                 del self._cache[digest]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def token_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
@@ -94,17 +105,14 @@ def token_of(request: Request, credentials: HTTPAuthorizationCredentials | None)
     return cookie or None
 
 
-def authenticate_request(
-    request: Request, credentials: HTTPAuthorizationCredentials | None, role: ApiRole
-) -> Principal:
-    authenticator: Authenticator = request.app.state.mdh.authenticator
-    token = token_of(request, credentials)
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if token is None:
-        raise ApiProblem(401, "unauthorized", "an API key is required (Bearer)", headers=challenge)
-    key = authenticator.authenticate(token)
+def _principal(key: ApiKey | None, role: ApiRole) -> Principal:
     if key is None:
-        raise ApiProblem(401, "unauthorized", "unknown or revoked API key", headers=challenge)
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "unknown or revoked API key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not key.role.allows(role):
         raise ApiProblem(
             403,
@@ -115,11 +123,38 @@ def authenticate_request(
     return Principal(key)
 
 
-def requires(role: ApiRole) -> Any:
-    """A dependency giving the request's ``Principal``, or 401/403."""
+def _token_or_401(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    token = token_of(request, credentials)
+    if token is None:
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "an API key is required (Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token
 
-    def dependency(request: Request, credentials: BearerCredentials) -> Principal:
-        return authenticate_request(request, credentials, role)
+
+def authenticate_request(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, role: ApiRole
+) -> Principal:
+    """Blocking form (may ask the database), for code already off the event loop."""
+    authenticator: Authenticator = request.app.state.mdh.authenticator
+    token = _token_or_401(request, credentials)
+    return _principal(authenticator.authenticate(token), role)
+
+
+def requires(role: ApiRole) -> Any:
+    """A dependency giving the request's ``Principal``, or 401/403. A recently checked key is
+    answered from memory on the event loop; otherwise the database is asked off the loop."""
+
+    async def dependency(request: Request, credentials: BearerCredentials) -> Principal:
+        authenticator: Authenticator = request.app.state.mdh.authenticator
+        token = _token_or_401(request, credentials)
+        key = authenticator.cached(token)
+        if key is None:
+            key = await run_in_threadpool(authenticator.authenticate, token)
+        return _principal(key, role)
 
     return Depends(dependency)
 

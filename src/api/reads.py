@@ -4,12 +4,13 @@ history and as-of, search, the changes feed and the duplicate-rate report."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import AwareDatetime, BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, requires, role_extra
@@ -59,8 +60,13 @@ MAX_WAIT_SECONDS = 60.0
     responses=responses(404),
     openapi_extra=role_extra(ApiRole.READER),
 )
-def get_golden(golden_id: GoldenId, ctx: Ctx, _: Principal = READER) -> GoldenPublic:
-    return GoldenPublic.of(ctx.services.get_golden(golden_id))
+def get_golden(golden_id: GoldenId, ctx: Ctx, _: Principal = READER) -> Response:
+    # The hot path: serialized once (a returned model would be validated again).
+    return _json(GoldenPublic.of(ctx.services.read_golden(golden_id)))
+
+
+def _json(model: BaseModel) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 @router.get(
@@ -230,20 +236,22 @@ async def changes(
     limit: Annotated[int, Query(ge=1, le=MAX_CHANGES_PAGE)] = 500,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds")] = 0.0,
     _: Principal = READER,
-) -> ChangesPage:
+) -> Response:
     deadline = time.monotonic() + min(wait, ctx.settings.changes_max_wait)
     interval = ctx.settings.changes_poll_interval
     while True:
-        events = await run_in_threadpool(ctx.services.changes_after, after, limit)
+        events = await run_in_threadpool(ctx.services.change_records_after, after, limit)
         if events or time.monotonic() >= deadline:
             break
         await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
         interval = min(interval * 2, 0.5)
-    return ChangesPage(
-        events=[ChangeEventPublic.of(event) for event in events],
-        next_cursor=(events[-1].sequence or after) if events else after,
-        has_more=len(events) == limit,
-    )
+    # The hot path: rows straight to JSON in the ChangesPage shape (no per-event models).
+    page = {
+        "events": events,
+        "next_cursor": events[-1]["sequence"] if events else after,
+        "has_more": len(events) == limit,
+    }
+    return Response(json.dumps(page, ensure_ascii=False), media_type="application/json")
 
 
 @router.get(

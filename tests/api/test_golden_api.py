@@ -7,9 +7,12 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
+from api.schemas import ChangeEventPublic
 from conftest import T0, Keys, acme, change
+from hub.errors import GoldenRecordNotFoundError
 from hub.services import HubServices
 from hub.services.keys import ApiRole, AuditContext
 
@@ -84,9 +87,10 @@ def test_lineage_and_link_explanations(hub: HubServices, keys: Keys, client: Tes
     assert billing["score"] > 0.95
     # The waterfall adds up to the total weight of the explanation.
     assert billing["waterfall"][0]["name"] == "prior"
-    assert abs(
-        billing["waterfall"][-1]["running_total"] - billing["explanation"]["total_weight"]
-    ) < 1e-6
+    assert (
+        abs(billing["waterfall"][-1]["running_total"] - billing["explanation"]["total_weight"])
+        < 1e-6
+    )
 
 
 def test_history_and_as_of(hub: HubServices, keys: Keys, client: TestClient) -> None:
@@ -194,7 +198,9 @@ def test_changes_long_poll_wakes_up_on_a_commit(
 
     started = time.monotonic()
     empty = client.get(
-        "/v1/changes", params={"after": page["next_cursor"], "wait": 60}, headers=keys.headers(READER)
+        "/v1/changes",
+        params={"after": page["next_cursor"], "wait": 60},
+        headers=keys.headers(READER),
     ).json()
     assert empty["events"] == []
     assert 1.5 < time.monotonic() - started < 4  # the server's cap (2 s in these tests)
@@ -227,3 +233,51 @@ def _key(system: str, pk: str):  # type: ignore[no-untyped-def]
     from hub.model import SourceKey
 
     return SourceKey(system, "customers", pk)
+
+
+def test_one_statement_read_equals_the_store_read(hub: HubServices) -> None:
+    """The API's hot path (``read_golden``) gives exactly what ``get_golden`` gives: plain,
+    merged away (resolved through a chain), pinned, after an unmerge."""
+    _world(hub)
+    hub.apply_changes([acme("erp", "E1", 5, tax_id=None)])
+    desk = hub.desk(AuditContext("alice", ApiRole.STEWARD))
+    acme_id = hub.get_golden_by_source(_key("crm", "A1")).id
+    jane_id = hub.get_golden_by_source(_key("crm", "P1")).id
+
+    def same(golden_id: int) -> None:
+        assert hub.read_golden(golden_id) == hub.get_golden(golden_id)
+
+    same(acme_id)
+    same(jane_id)
+    desk.pin_attribute(acme_id, "legal_name", "ACME (pinned)", reason="legal")
+    same(acme_id)
+    desk.merge_golden(acme_id, jane_id, reason="chain")
+    same(jane_id)
+    erp = hub.get_source_record(_key("erp", "E1")).id
+    _, split = desk.unmerge(acme_id, [erp], reason="apart")
+    same(acme_id)
+    same(split.id)
+    desk.merge_golden(split.id, acme_id, reason="chain of two")
+    same(jane_id)  # jane -> acme -> split
+    assert hub.read_golden(jane_id).id == split.id
+    with pytest.raises(GoldenRecordNotFoundError):
+        hub.read_golden(999)
+
+
+def test_feed_rows_equal_the_history_events(hub: HubServices) -> None:
+    """The feed's hot path gives, event for event, what ``changes_after`` gives."""
+    _world(hub)
+    desk = hub.desk(AuditContext("alice", ApiRole.STEWARD))
+    acme_id = hub.get_golden_by_source(_key("crm", "A1")).id
+    jane_id = hub.get_golden_by_source(_key("crm", "P1")).id
+    desk.pin_attribute(acme_id, "legal_name", "ACME", reason="legal")
+    desk.merge_golden(acme_id, jane_id, reason="test")
+    events = [ChangeEventPublic.of(e).model_dump(mode="json") for e in hub.changes_after(0, 100)]
+    rows = [
+        ChangeEventPublic.model_validate(r).model_dump(mode="json")
+        for r in hub.change_records_after(0, 100)
+    ]
+    assert rows == events
+    assert (
+        hub.change_records_after(events[2]["sequence"], 2) == hub.change_records_after(0, 100)[3:5]
+    )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub import repositories as repo
+from hub.errors import GoldenRecordNotFoundError
 from hub.history import GoldenSnapshot, HistoryCause, HistoryEvent
 from hub.matcher import Matcher
 from hub.model import BatchPosition, SourceChange, SourceKey
@@ -29,7 +30,7 @@ from hub.records import (
     SourceRecord,
 )
 from hub.rules import SurvivorshipRules
-from hub.services import keys, queue, reads, reports, search, steward
+from hub.services import hot_reads, keys, queue, reads, reports, search, steward
 from hub.services._golden_work import GoldenWork
 from hub.services._tx import run_in_transaction
 from hub.services.apply import BatchApply
@@ -495,3 +496,31 @@ class HubServices:
     def store_status(self) -> StoreStatus:
         """Counts and capture positions for readiness and metrics."""
         return self._read("store status", reports.store_status)
+
+    def read_golden(self, golden_id: int) -> GoldenRecord:
+        """``get_golden`` in one statement (the same record, fewer round trips).
+
+        Raises:
+            GoldenRecordNotFoundError: no golden record ever had this id.
+        """
+
+        def work(session: Session) -> GoldenRecord:
+            found = hot_reads.read_golden(session, golden_id)
+            if found is None:
+                raise GoldenRecordNotFoundError(golden_id)
+            return found
+
+        return run_in_transaction(self._single_statement, "read golden", work)
+
+    @property
+    def _single_statement(self) -> Engine:
+        # One statement sees one snapshot by itself: no BEGIN/COMMIT round trips needed.
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def change_records_after(self, cursor: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """``changes_after`` as JSON-ready dicts (the changes feed's hot path)."""
+        return run_in_transaction(
+            self._single_statement,
+            "change records after",
+            lambda s: hot_reads.change_records_after(s, cursor, limit),
+        )
