@@ -91,13 +91,18 @@ class FieldSource(BaseModel):
     @model_validator(mode="after")
     def _valid_path(self) -> FieldSource:
         path = parse_path(self.from_)
-        if path.is_list and self.join is None:
-            raise ValueError(
-                f"one item of the list {self.from_} ({self.from_}[0]) or a join separator"
-            )
-        if not path.is_list and self.join is not None:
-            raise ValueError(f"no join: {self.from_} is a single value")
+        if self.join is not None and (not path.is_list or path.structured):
+            raise ValueError(f"no join: {self.from_} is not a list of values")
         return self
+
+    def column_problem(self) -> str | None:
+        """Why this field cannot fill a table column (None: it can)."""
+        path = self.path
+        if path.structured:
+            return f"one address field ({self.from_}[0].city...), not whole addresses"
+        if path.is_list and self.join is None:
+            return f"one item of the list {self.from_} ({self.from_}[0]) or a join separator"
+        return None
 
     @property
     def path(self) -> AttributePath:
@@ -173,6 +178,10 @@ class PostgresTable(BaseModel):
         clash = sorted(written & set(self.key))
         if clash:
             raise ValueError(f"columns other than the key ({clash[0]} is a key column)")
+        for name, source in self.fields.items():
+            problem = source.column_problem()
+            if problem is not None:
+                raise ValueError(f"fields.{name}: {problem}")
         if self.golden_id_column in self.fields:
             raise ValueError(f"fields other than {self.golden_id_column} (it holds the golden id)")
         return self

@@ -37,7 +37,9 @@ class AttributePath:
     text: str
     steps: tuple[Step, ...]
     is_list: bool
-    """The path ends at a list (it needs ``join`` to become one text value)."""
+    """The path ends at a list (a column needs ``join`` to make it one text value)."""
+    structured: bool = False
+    """The value is made of objects (whole addresses): JSON documents only, never a column."""
 
     @property
     def attribute(self) -> str:
@@ -65,8 +67,8 @@ def parse_path(text: str) -> AttributePath:
         raise ValueError(f"a golden attribute ({', '.join(GOLDEN_ATTRIBUTES)}), not {root!r}")
     rest = steps[1:]
     if root == "addresses":
-        if not rest:
-            raise ValueError("an address field: addresses[0].city, addresses[0].lines...")
+        if not rest or (len(rest) == 1 and isinstance(rest[0], int)):
+            return AttributePath(text, tuple(steps), is_list=not rest, structured=True)
         if not isinstance(rest[0], int) or len(rest) < 2 or rest[1] not in _ADDRESS_FIELDS:
             raise ValueError(
                 f"addresses[N].<field>, a field one of {', '.join(sorted(_ADDRESS_FIELDS))}"
