@@ -50,7 +50,7 @@ def register(
     try:
         specs = read_connector_dir(directory, os.environ)
     except ConnectorFileError as exc:
-        err.print(f"[bold red]connector file error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]connector file error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     with ConnectClient(url, wait_seconds=wait) as client:
         results = register_connectors(client, specs)
@@ -58,11 +58,15 @@ def register(
     for result in results:
         if isinstance(result, ConnectRestError):
             failed += 1
-            err.print(f"[bold red]{result.connector}: failed[/] ({result})", highlight=False)
+            err.print(
+                f"[bold red]{result.connector}: failed[/] ({result})",
+                highlight=False,
+                soft_wrap=True,
+            )
             continue
         state = f" ({result.state})" if result.state else ""
-        console.print(f"{result.name}: {result.outcome}{state}", highlight=False)
+        console.print(f"{result.name}: {result.outcome}{state}", highlight=False, soft_wrap=True)
         if result.trace:
-            err.print(f"  {result.name}: {result.trace}", highlight=False)
+            err.print(f"  {result.name}: {result.trace}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
