@@ -281,3 +281,50 @@ def test_feed_rows_equal_the_history_events(hub: HubServices) -> None:
     assert (
         hub.change_records_after(events[2]["sequence"], 2) == hub.change_records_after(0, 100)[3:5]
     )
+
+
+def test_feed_consumer_sees_every_change_once_while_writers_commit_concurrently(
+    hub: HubServices, keys: Keys, client: TestClient
+) -> None:
+    """Three writers commit concurrently while one consumer long-polls: the consumer ends with
+    every event of the store, each once, in sequence order (commit order)."""
+    errors: list[BaseException] = []
+
+    def writer(system: str) -> None:
+        try:
+            for i in range(15):
+                hub.apply_changes(
+                    [
+                        change(
+                            system,
+                            f"{system}-{i}",
+                            100 + i,
+                            legal_name=f"{system} customer {i}",
+                            emails=[f"c{i}@{system}.example"],
+                        )
+                    ]
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in ("crm", "billing", "erp")]
+    for thread in threads:
+        thread.start()
+    seen: list[int] = []
+    cursor = 0
+    while any(t.is_alive() for t in threads) or cursor < max(
+        (e.sequence or 0 for e in hub.changes_after(cursor, 1000)), default=0
+    ):
+        page = client.get(
+            "/v1/changes",
+            params={"after": cursor, "limit": 7, "wait": 0.5},
+            headers=keys.headers(READER),
+        ).json()
+        seen += [e["sequence"] for e in page["events"]]
+        cursor = page["next_cursor"]
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    stored = [e.sequence for e in hub.changes_after(0, 10_000)]
+    assert len(stored) >= 45
+    assert seen == stored
