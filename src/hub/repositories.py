@@ -9,15 +9,17 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, select
 
 from hub.model import Pin, SourceKey, SourcePosition
 from hub.records import DeadLetter
+from hub.states import GoldenState, SourceRecordState, to_json
 from hub.tables import (
     AppliedPositionRow,
     AttributeLineageRow,
@@ -37,6 +39,29 @@ def any_of(column: Any, values: Sequence[Any], element: Any = sa.BigInteger) -> 
     """``column = ANY(:array)``: one array parameter, however many values (an expanded IN
     list of thousands of parameters costs more to send and parse than the query itself)."""
     return column == sa.any_(sa.literal(list(values), type_=ARRAY(element)))
+
+
+def copy_rows(
+    session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Append ``rows`` to ``table`` with ``COPY``: the cheapest way to insert many rows
+    (several times less client and server work than a multi-row ``INSERT``). Only for rows
+    that cannot conflict; JSONB values go in as JSON text (``states.to_json``)."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _recordset(columns: str) -> str:
+    """``json_to_recordset`` over the ``:rows`` parameter (one JSON array of objects): how
+    set-based updates and upserts get their rows in one parameter, encoded by the C JSON
+    encoder instead of one array per column."""
+    return f"json_to_recordset(CAST(:rows AS json)) AS v({columns})"
 
 
 # --- locks -------------------------------------------------------------------------------
@@ -171,6 +196,234 @@ def allocate_source_record_ids(session: Session, count: int) -> list[int]:
     return sorted(int(r[0]) for r in rows)
 
 
+# The columns of a SourceRecordState, in its constructor's order; raw, features and the link
+# explanation as JSON text (decoded on first use).
+_STATE_COLUMNS = (
+    "s.id, s.system, s.source_table, s.pk, s.attributes, s.validation_errors, s.lsn, s.tx_id,"
+    " s.committed_at, s.deleted, s.golden_id, s.link_score, s.link_decided_by,"
+    " s.link_decided_at, s.matcher_version, s.created_at, s.updated_at,"
+    " s.raw::text, s.features::text, s.link_explanation::text"
+)
+
+
+def _state(row: Sequence[Any]) -> SourceRecordState:
+    return SourceRecordState(
+        id=row[0],
+        system=row[1],
+        source_table=row[2],
+        pk=row[3],
+        attributes=row[4],
+        validation_errors=row[5],
+        lsn=row[6],
+        tx_id=row[7],
+        committed_at=row[8],
+        deleted=row[9],
+        golden_id=row[10],
+        link_score=row[11],
+        link_decided_by=row[12],
+        link_decided_at=row[13],
+        matcher_version=row[14],
+        created_at=row[15],
+        updated_at=row[16],
+        raw_text=row[17],
+        features_text=row[18],
+        explanation_text=row[19],
+        read=True,
+    )
+
+
+def _key_arrays(keys: Iterable[SourceKey]) -> dict[str, list[str]] | None:
+    wanted = sorted({(k.system, k.table, k.pk) for k in keys})
+    if not wanted:
+        return None
+    return {
+        "systems": [w[0] for w in wanted],
+        "tables": [w[1] for w in wanted],
+        "pks": [w[2] for w in wanted],
+    }
+
+
+_BY_KEYS = (
+    " FROM source_records s"
+    " JOIN unnest(CAST(:systems AS text[]), CAST(:tables AS text[]), CAST(:pks AS text[]))"
+    " AS k(system, source_table, pk)"
+    " ON s.system = k.system AND s.source_table = k.source_table AND s.pk = k.pk"
+)
+
+
+def source_states_by_keys(
+    session: Session, keys: Iterable[SourceKey]
+) -> dict[SourceKey, SourceRecordState]:
+    """The stored rows of these source keys, as states (see ``hub.states``)."""
+    params = _key_arrays(keys)
+    if params is None:
+        return {}
+    rows = session.execute(sa.text(f"SELECT {_STATE_COLUMNS}{_BY_KEYS}"), params)
+    return {SourceKey(r[1], r[2], r[3]): _state(r) for r in rows}
+
+
+def source_state(session: Session, source_record_id: int) -> SourceRecordState | None:
+    row = session.execute(
+        sa.text(f"SELECT {_STATE_COLUMNS} FROM source_records s WHERE s.id = :id"),
+        {"id": source_record_id},
+    ).first()
+    return None if row is None else _state(row)
+
+
+def source_state_by_key(session: Session, key: SourceKey) -> SourceRecordState | None:
+    return source_states_by_keys(session, [key]).get(key)
+
+
+def member_states(session: Session, golden_ids: Iterable[int]) -> list[SourceRecordState]:
+    """The source records linked to these golden records, as states, in id order."""
+    wanted = sorted(set(golden_ids))
+    if not wanted:
+        return []
+    rows = session.execute(
+        sa.text(
+            f"SELECT {_STATE_COLUMNS} FROM source_records s"
+            " WHERE s.golden_id = ANY(CAST(:ids AS bigint[])) ORDER BY s.id"
+        ),
+        {"ids": wanted},
+    )
+    return [_state(r) for r in rows]
+
+
+def source_links_by_keys(
+    session: Session, keys: Iterable[SourceKey]
+) -> dict[SourceKey, tuple[int, int | None]]:
+    """(id, golden id) of the stored rows of these source keys."""
+    params = _key_arrays(keys)
+    if params is None:
+        return {}
+    rows = session.execute(
+        sa.text(f"SELECT s.system, s.source_table, s.pk, s.id, s.golden_id{_BY_KEYS}"), params
+    )
+    return {SourceKey(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+
+
+def golden_ids_of(session: Session, source_record_ids: Iterable[int]) -> dict[int, int | None]:
+    """The golden id (None: unlinked) of each of these source records."""
+    wanted = sorted(set(source_record_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        sa.text("SELECT id, golden_id FROM source_records WHERE id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": wanted},
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def blocking_candidates(session: Session, keys: Sequence[str]) -> list[tuple[str, int, int | None]]:
+    """(key, source record id, its golden id) for every stored blocking key among ``keys``."""
+    if not keys:
+        return []
+    rows = session.execute(
+        sa.text(
+            "SELECT b.key, b.source_record_id, s.golden_id FROM blocking_keys b"
+            " JOIN source_records s ON s.id = b.source_record_id"
+            " WHERE b.key = ANY(CAST(:keys AS text[]))"
+        ),
+        {"keys": list(keys)},
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+_SOURCE_INSERT_COLUMNS = (
+    "id",
+    "system",
+    "source_table",
+    "pk",
+    "raw",
+    "attributes",
+    "features",
+    "validation_errors",
+    "lsn",
+    "tx_id",
+    "committed_at",
+    "deleted",
+    "golden_id",
+    "link_score",
+    "link_explanation",
+    "link_decided_by",
+    "link_decided_at",
+    "matcher_version",
+    "created_at",
+    "updated_at",
+)
+_SOURCE_JSON_COLUMNS = frozenset(
+    {"raw", "attributes", "features", "validation_errors", "link_explanation"}
+)
+_SOURCE_UPDATE_TYPES = {
+    "attributes": "jsonb",
+    "validation_errors": "jsonb",
+    "lsn": "bigint",
+    "tx_id": "bigint",
+    "committed_at": "timestamptz",
+    "deleted": "boolean",
+    "golden_id": "bigint",
+    "link_score": "double precision",
+    "link_decided_by": "text",
+    "link_decided_at": "timestamptz",
+    "matcher_version": "text",
+    "updated_at": "timestamptz",
+    "raw": "jsonb",
+    "features": "jsonb",
+    "link_explanation": "jsonb",
+}
+
+
+def _json_field(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def write_source_records(session: Session, records: Iterable[SourceRecordState]) -> None:
+    """Insert the new source records (``COPY``) and update the changed columns of the others.
+
+    Updates are grouped by the set of columns that changed, one statement per group; a column
+    not changed in memory is not written, so a concurrent change to it is not overwritten.
+    """
+    states = list(records)
+    new = sorted((r for r in states if r.is_new), key=lambda r: r.id)
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record in states:
+        if record.is_new:
+            continue
+        changed = tuple(record.changed_columns())
+        if changed:
+            values = {name: _json_field(getattr(record, name)) for name in changed}
+            values["id"] = record.id
+            updates.setdefault(changed, []).append(values)
+    if new:
+        copy_rows(
+            session,
+            "source_records",
+            _SOURCE_INSERT_COLUMNS,
+            (
+                tuple(
+                    r.json_text(c) if c in _SOURCE_JSON_COLUMNS else getattr(r, c)
+                    for c in _SOURCE_INSERT_COLUMNS
+                )
+                for r in new
+            ),
+        )
+    for changed, rows in sorted(updates.items()):
+        assignments = ", ".join(f"{name} = v.{name}" for name in changed)
+        columns = ", ".join(
+            ["id bigint", *(f"{name} {_SOURCE_UPDATE_TYPES[name]}" for name in changed)]
+        )
+        rows.sort(key=lambda row: int(row["id"]))
+        session.execute(
+            sa.text(
+                f"UPDATE source_records s SET {assignments}"
+                f" FROM {_recordset(columns)} WHERE s.id = v.id"
+            ),
+            {"rows": to_json(rows)},
+        )
+    for record in states:
+        record.mark_written()
+
+
 def replace_blocking_keys(session: Session, keys_by_record: Mapping[int, Sequence[str]]) -> None:
     """Make the blocking keys of these records exactly the given ones (none: not a candidate)."""
     if not keys_by_record:
@@ -180,13 +433,16 @@ def replace_blocking_keys(session: Session, keys_by_record: Mapping[int, Sequenc
             any_of(col(BlockingKeyRow.source_record_id), sorted(keys_by_record))
         )
     )
-    rows = [
-        {"key": key, "source_record_id": record_id}
-        for record_id, keys in sorted(keys_by_record.items())
-        for key in sorted(set(keys))
-    ]
-    if rows:
-        session.execute(sa.insert(BlockingKeyRow), rows)
+    copy_rows(
+        session,
+        "blocking_keys",
+        ("key", "source_record_id"),
+        (
+            (key, record_id)
+            for record_id, keys in sorted(keys_by_record.items())
+            for key in sorted(set(keys))
+        ),
+    )
 
 
 def blocking_pairs(session: Session, keys: Sequence[str]) -> list[tuple[str, int]]:
@@ -234,6 +490,88 @@ def lock_golden_records(session: Session, ids: Iterable[int]) -> dict[int, Golde
 
 def golden_record(session: Session, golden_id: int) -> GoldenRecordRow | None:
     return session.get(GoldenRecordRow, golden_id)
+
+
+def lock_golden_states(session: Session, ids: Iterable[int]) -> dict[int, GoldenState]:
+    """``SELECT ... FOR UPDATE`` in id order; the rows as states (see ``hub.states``)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        sa.text(
+            "SELECT id, attributes, version, status, merged_into, created_at, updated_at"
+            " FROM golden_records WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"
+        ),
+        {"ids": wanted},
+    )
+    return {
+        r[0]: GoldenState(
+            id=r[0],
+            attributes=r[1],
+            version=r[2],
+            status=r[3],
+            merged_into=r[4],
+            created_at=r[5],
+            updated_at=r[6],
+            read=True,
+        )
+        for r in rows
+    }
+
+
+def write_golden_records(session: Session, states: Iterable[GoldenState]) -> None:
+    """Insert the new golden records (``COPY``) and update the changed ones (one statement)."""
+    new: list[GoldenState] = []
+    changed: list[GoldenState] = []
+    for state in states:
+        if state.is_new:
+            new.append(state)
+        elif state.changed():
+            changed.append(state)
+    if new:
+        copy_rows(
+            session,
+            "golden_records",
+            ("id", "attributes", "version", "status", "merged_into", "created_at", "updated_at"),
+            (
+                (
+                    g.id,
+                    to_json(g.attributes),
+                    g.version,
+                    g.status,
+                    g.merged_into,
+                    g.created_at,
+                    g.updated_at,
+                )
+                for g in sorted(new, key=lambda g: g.id)
+            ),
+        )
+    if changed:
+        rows = [
+            {
+                "id": g.id,
+                "attributes": g.attributes,
+                "version": g.version,
+                "status": g.status,
+                "merged_into": g.merged_into,
+                "updated_at": g.updated_at.isoformat(),
+            }
+            for g in sorted(changed, key=lambda g: g.id)
+        ]
+        columns = (
+            "id bigint, attributes jsonb, version integer, status text, merged_into bigint,"
+            " updated_at timestamptz"
+        )
+        session.execute(
+            sa.text(
+                "UPDATE golden_records g SET attributes = v.attributes, version = v.version,"
+                " status = v.status, merged_into = v.merged_into, updated_at = v.updated_at"
+                f" FROM {_recordset(columns)} WHERE g.id = v.id"
+            ),
+            {"rows": to_json(rows)},
+        )
+    for state in (*new, *changed):
+        state.mark_written()
 
 
 def all_golden_ids(session: Session) -> list[int]:
@@ -302,16 +640,40 @@ def lineage_of(session: Session, golden_id: int) -> list[AttributeLineageRow]:
     return list(session.exec(statement))
 
 
+_LINEAGE_COLUMNS = (
+    "golden_id",
+    "attribute",
+    "value",
+    "source_record_id",
+    "lsn",
+    "tx_id",
+    "committed_at",
+    "rule",
+    "rule_set_version",
+    "pinned",
+    "pin_reason",
+    "pinned_by",
+)
+
+
 def replace_lineage(
     session: Session, golden_ids: Iterable[int], rows: Sequence[Mapping[str, Any]]
 ) -> None:
+    """Make the lineage of these golden records exactly ``rows``."""
     wanted = sorted(set(golden_ids))
     if wanted:
         session.execute(
             sa.delete(AttributeLineageRow).where(any_of(col(AttributeLineageRow.golden_id), wanted))
         )
-    if rows:
-        session.execute(sa.insert(AttributeLineageRow), list(rows))
+    copy_rows(
+        session,
+        "attribute_lineage",
+        _LINEAGE_COLUMNS,
+        (
+            tuple(to_json(row[c]) if c == "value" else row[c] for c in _LINEAGE_COLUMNS)
+            for row in rows
+        ),
+    )
 
 
 # --- history and outbox ------------------------------------------------------------------
@@ -334,7 +696,13 @@ def append_history(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     session.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": HISTORY_LOCK})
-    session.execute(sa.insert(GoldenHistoryRow), list(rows))
+    columns = ("golden_id", "kind", "version", "cause", "actor", "occurred_at", "data")
+    copy_rows(
+        session,
+        "golden_history",
+        columns,
+        (tuple(to_json(row[c]) if c == "data" else row[c] for c in columns) for row in rows),
+    )
 
 
 def history_after(session: Session, cursor: int, limit: int) -> list[GoldenHistoryRow]:
@@ -357,13 +725,39 @@ def history_of(session: Session, golden_id: int) -> list[GoldenHistoryRow]:
     return list(session.exec(statement))
 
 
+_OUTBOX_SCALARS = (
+    ("golden_id", "bigint"),
+    ("version", "integer"),
+    ("target", "text"),
+    ("idempotency_key", "text"),
+    ("created_at", "timestamptz"),
+    ("attempts", "integer"),
+    ("next_attempt_at", "timestamptz"),
+    ("source_committed_at", "timestamptz"),
+)
+_OUTBOX_INSERT = (
+    f"INSERT INTO outbox ({', '.join(name for name, _ in _OUTBOX_SCALARS)}, payload)"
+    f" SELECT {', '.join(f'CAST(e.r ->> {i} AS {t})' for i, (_, t) in enumerate(_OUTBOX_SCALARS))},"
+    f" CAST(e.r -> {len(_OUTBOX_SCALARS)} AS jsonb)"
+    " FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(r, n)"
+    " ORDER BY e.n ON CONFLICT (idempotency_key) DO NOTHING"
+)
+
+
 def add_outbox(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert outbox rows; a row whose idempotency key exists already is left as it is."""
-    if rows:
-        statement = pg_insert(OutboxRow).on_conflict_do_nothing(
-            index_elements=[col(OutboxRow.idempotency_key)]
-        )
-        session.execute(statement, list(rows))
+    """Insert outbox rows, in order; a row whose idempotency key exists is left as it is.
+
+    A row may carry ``payload_json``, its payload already encoded (the targets of one golden
+    change share one payload, encoded once).
+    """
+    if not rows:
+        return
+    encoded = []
+    for row in rows:
+        payload = row.get("payload_json") or to_json(row["payload"])
+        scalars = to_json([_json_field(row.get(name)) for name, _ in _OUTBOX_SCALARS])
+        encoded.append(f"{scalars[:-1]},{payload}]")
+    session.execute(sa.text(_OUTBOX_INSERT), {"rows": "[" + ",".join(encoded) + "]"})
 
 
 def claim_outbox(
@@ -458,6 +852,30 @@ def constraints_involving(
     return list(session.exec(statement))
 
 
+class ConstraintPair(NamedTuple):
+    kind: str
+    left_source_record_id: int
+    right_source_record_id: int
+
+
+def constraint_pairs_involving(
+    session: Session, source_record_ids: Iterable[int]
+) -> list[ConstraintPair]:
+    """``constraints_involving`` as plain tuples, in id order."""
+    wanted = sorted(set(source_record_ids))
+    if not wanted:
+        return []
+    rows = session.execute(
+        sa.text(
+            "SELECT kind, left_source_record_id, right_source_record_id FROM match_constraints"
+            " WHERE left_source_record_id = ANY(CAST(:ids AS bigint[]))"
+            " OR right_source_record_id = ANY(CAST(:ids AS bigint[])) ORDER BY id"
+        ),
+        {"ids": wanted},
+    )
+    return [ConstraintPair(r[0], r[1], r[2]) for r in rows]
+
+
 def all_constraints(session: Session) -> list[MatchConstraintRow]:
     return list(session.exec(select(MatchConstraintRow).order_by(col(MatchConstraintRow.id))))
 
@@ -541,6 +959,58 @@ def open_review_tasks_for(
         .with_for_update()
     )
     return list(session.exec(statement))
+
+
+def open_review_pairs_for(
+    session: Session, source_record_ids: Iterable[int]
+) -> list[tuple[int | None, int]]:
+    """(source record, candidate golden) of the open or deferred tasks that involve these
+    source records, locked (``FOR UPDATE``) like ``open_review_tasks_for``."""
+    wanted = sorted(set(source_record_ids))
+    if not wanted:
+        return []
+    rows = session.execute(
+        sa.text(
+            "SELECT source_record_id, candidate_golden_id FROM review_tasks"
+            " WHERE status IN ('open', 'deferred')"
+            " AND (source_record_id = ANY(CAST(:ids AS bigint[]))"
+            " OR candidate_source_record_id = ANY(CAST(:ids AS bigint[])))"
+            " ORDER BY id FOR UPDATE"
+        ),
+        {"ids": wanted},
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+_REVIEW_COLUMNS = {
+    "kind": "text",
+    "source_record_id": "bigint",
+    "golden_id": "bigint",
+    "candidate_golden_id": "bigint",
+    "candidate_source_record_id": "bigint",
+    "score": "double precision",
+    "explanation": "jsonb",
+    "matcher_version": "text",
+    "priority": "integer",
+    "status": "text",
+    "created_at": "timestamptz",
+}
+
+
+def add_review_tasks(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert review tasks in order; returns their ids."""
+    if not rows:
+        return []
+    names = ", ".join(_REVIEW_COLUMNS)
+    columns = ", ".join(f"{name} {kind}" for name, kind in _REVIEW_COLUMNS.items())
+    result = session.execute(
+        sa.text(
+            f"INSERT INTO review_tasks ({names})"
+            f" SELECT {names} FROM {_recordset(columns)} RETURNING id"
+        ),
+        {"rows": to_json([{k: _json_field(v) for k, v in row.items()} for row in rows])},
+    )
+    return sorted(int(r[0]) for r in result)
 
 
 def review_task(session: Session, task_id: int, *, lock: bool = False) -> ReviewTaskRow | None:

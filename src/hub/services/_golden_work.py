@@ -13,6 +13,13 @@ every touched record:
 
 So an update that changes nothing survivorship-visible never makes a new version, which is
 what keeps a value written back to a source from echoing.
+
+Source records and golden records are held as plain states (``hub.states``), not ORM
+instances, and written in set-based statements: ``flush`` writes everything but the history
+(golden records first, then source records, pins, lineage and outbox, so foreign keys hold),
+``save`` flushes and then appends the history, which takes the history lock held to commit.
+A caller with more rows to write that reference these (blocking keys, review tasks) calls
+``flush``, writes them, then ``save``.
 """
 
 from __future__ import annotations
@@ -40,19 +47,23 @@ from hub.model import (
     SourceSnapshot,
 )
 from hub.rules import SurvivorshipRules
+from hub.states import GoldenState, SourceRecordState, to_json
 from hub.survivorship import survive
-from hub.tables import GoldenRecordRow, SourceRecordRow
+from hub.tables import SourceRecordRow
+
+AnySourceRecord = SourceRecordRow | SourceRecordState
+"""A source record as a write path holds it (a state) or as the ORM reads it (a row)."""
 
 
-def record_key(row: SourceRecordRow) -> SourceKey:
+def record_key(row: AnySourceRecord) -> SourceKey:
     return SourceKey(row.system, row.source_table, row.pk or "")
 
 
-def record_position(row: SourceRecordRow) -> SourcePosition:
+def record_position(row: AnySourceRecord) -> SourcePosition:
     return SourcePosition(lsn=row.lsn, tx_id=row.tx_id, committed_at=row.committed_at)
 
 
-def record_snapshot(row: SourceRecordRow) -> SourceSnapshot:
+def record_snapshot(row: AnySourceRecord) -> SourceSnapshot:
     return SourceSnapshot(
         source_record_id=row.id,
         key=record_key(row),
@@ -64,7 +75,7 @@ def record_snapshot(row: SourceRecordRow) -> SourceSnapshot:
 
 @dataclass
 class _Touched:
-    row: GoldenRecordRow
+    row: GoldenState
     before: GoldenSnapshot | None
     members: set[int]
     pins: dict[str, Pin]
@@ -100,9 +111,12 @@ class GoldenWork:
         self.actor = actor
         self._touched: dict[int, _Touched] = {}
         self._dirty: set[int] = set()
-        self._provisional: list[GoldenRecordRow] = []
+        self._provisional: list[GoldenState] = []
         self._resolved: dict[int, int] = {}
-        self.records: dict[int, SourceRecordRow] = {}
+        self._history: list[dict[str, Any]] = []
+        self._created: list[int] = []
+        self._changed: list[int] = []
+        self.records: dict[int, SourceRecordState] = {}
 
     # --- loading -------------------------------------------------------------------------
 
@@ -115,10 +129,10 @@ class GoldenWork:
         wanted = sorted(set(golden_ids) - self._touched.keys())
         if not wanted:
             return []
-        rows = repo.lock_golden_records(self.session, wanted)
+        rows = repo.lock_golden_states(self.session, wanted)
         pins = repo.pins_of(self.session, wanted)
         members: dict[int, set[int]] = {golden_id: set() for golden_id in wanted}
-        for record in repo.members_of(self.session, wanted):
+        for record in repo.member_states(self.session, wanted):
             self.records.setdefault(record.id, record)
             if record.golden_id is not None:
                 members[record.golden_id].add(record.id)
@@ -145,7 +159,7 @@ class GoldenWork:
     def is_locked(self, golden_id: int) -> bool:
         return golden_id in self._touched
 
-    def golden(self, golden_id: int) -> GoldenRecordRow:
+    def golden(self, golden_id: int) -> GoldenState:
         return self._touched[golden_id].row
 
     def status(self, golden_id: int) -> GoldenStatus:
@@ -157,7 +171,9 @@ class GoldenWork:
     def pins(self, golden_id: int) -> dict[str, Pin]:
         return dict(self._touched[golden_id].pins)
 
-    def remember(self, records: Iterable[SourceRecordRow]) -> None:
+    def remember(self, records: Iterable[SourceRecordState]) -> None:
+        """Hold these source records (one already held is kept): ``flush`` writes what changed
+        in them, and inserts the new ones."""
         for record in records:
             self.records.setdefault(record.id, record)
 
@@ -175,7 +191,7 @@ class GoldenWork:
             golden_id = -(len(self._provisional) + 1)
         else:
             golden_id = repo.allocate_golden_id(self.session)
-        row = GoldenRecordRow(
+        row = GoldenState(
             id=golden_id,
             attributes={},
             version=0,
@@ -186,8 +202,6 @@ class GoldenWork:
         )
         if provisional:
             self._provisional.append(row)
-        else:
-            self.session.add(row)
         self._touched[golden_id] = _Touched(row=row, before=None, members=set(), pins={})
         self._dirty.add(golden_id)
         return golden_id
@@ -204,7 +218,6 @@ class GoldenWork:
         mapping = {-(index + 1): real for index, real in enumerate(real_ids)}
         for placeholder, row in zip(mapping, self._provisional, strict=True):
             row.id = mapping[placeholder]
-            self.session.add(row)
         self._touched = {mapping.get(k, k): v for k, v in self._touched.items()}
         self._dirty = {mapping.get(k, k) for k in self._dirty}
         for record in self.records.values():
@@ -219,7 +232,7 @@ class GoldenWork:
 
     def link(
         self,
-        record: SourceRecordRow,
+        record: SourceRecordState,
         golden_id: int,
         *,
         decided_by: DecidedBy,
@@ -241,7 +254,7 @@ class GoldenWork:
         self._touched[golden_id].members.add(record.id)
         self._dirty.add(golden_id)
 
-    def unlink(self, record: SourceRecordRow) -> int | None:
+    def unlink(self, record: SourceRecordState) -> int | None:
         """Detach ``record`` from its golden record; returns that golden id."""
         previous = record.golden_id
         if previous is not None:
@@ -286,17 +299,22 @@ class GoldenWork:
 
     # --- saving --------------------------------------------------------------------------
 
-    def save(self) -> SavedGoldens:
-        """Recompute, compare and write every touched golden record (steps in the module doc)."""
+    def flush(self) -> None:
+        """Write everything but the history: the touched golden records (recomputed, step 1 and
+        2 of the module doc), the source records held, pins, lineage and outbox rows.
+
+        ``save`` calls it; call it first to write rows that reference new golden or source
+        records before ``save`` takes the history lock. Changes made after it are written by
+        the next ``flush``.
+        """
         self.assign_provisional_ids()
+        # Pending ORM changes of the caller first, so the statements below see them.
         self.session.flush()
-        created: list[int] = []
-        changed: list[int] = []
-        history: list[dict[str, Any]] = []
         outbox: list[dict[str, Any]] = []
         lineage: list[dict[str, Any]] = []
         pins_changed: list[int] = []
-        for golden_id in sorted(self._dirty):
+        dirty = sorted(self._dirty)
+        for golden_id in dirty:
             touched = self._touched[golden_id]
             row = touched.row
             if row.status == GoldenStatus.ACTIVE.value and not touched.members:
@@ -348,7 +366,7 @@ class GoldenWork:
                 occurred_at=self.now,
                 details=touched.details,
             )
-            history.append(
+            self._history.append(
                 {
                     "golden_id": golden_id,
                     "kind": event.kind.value,
@@ -359,7 +377,7 @@ class GoldenWork:
                     "data": event.data(),
                 }
             )
-            payload = self._payload(after)
+            payload = to_json(self._payload(after))
             source_committed_at = self._source_committed_at(touched)
             outbox.extend(
                 {
@@ -367,7 +385,7 @@ class GoldenWork:
                     "version": after.version,
                     "target": target,
                     "idempotency_key": f"{golden_id}:{after.version}:{target}",
-                    "payload": payload,
+                    "payload_json": payload,
                     "created_at": self.now,
                     "attempts": 0,
                     "next_attempt_at": self.now,
@@ -375,17 +393,31 @@ class GoldenWork:
                 }
                 for target in self.targets
             )
-            changed.append(golden_id)
+            self._changed.append(golden_id)
             if before is None:
-                created.append(golden_id)
-        self.session.flush()
+                self._created.append(golden_id)
+            # What was written is the state the next flush compares with.
+            touched.before = after
+            touched.kind = None
+            touched.details = {}
+        repo.write_golden_records(self.session, (self._touched[i].row for i in dirty))
+        repo.write_source_records(self.session, self.records.values())
         for golden_id in pins_changed:
             repo.replace_pins(self.session, golden_id, self._touched[golden_id].pins)
-        repo.replace_lineage(self.session, self._dirty, lineage)
+        repo.replace_lineage(self.session, dirty, lineage)
         repo.add_outbox(self.session, outbox)
+        self._dirty.clear()
+        # Rows written behind the ORM's back: make it read them afresh if asked.
+        self.session.expire_all()
+
+    def save(self) -> SavedGoldens:
+        """Recompute, compare and write every touched golden record (steps in the module doc);
+        last, append the history events of every version made since the work began."""
+        self.flush()
         # Last: appending history holds the history lock until commit.
-        repo.append_history(self.session, history)
-        return SavedGoldens(created=tuple(created), changed=tuple(changed))
+        repo.append_history(self.session, self._history)
+        self._history = []
+        return SavedGoldens(created=tuple(self._created), changed=tuple(self._changed))
 
     def _source_committed_at(self, touched: _Touched) -> datetime | None:
         """The latest source commit among this golden record's source records written in this

@@ -15,21 +15,24 @@ delivery and concurrent workers depends on the order of these steps:
    turns, and the second sees the first's committed links (READ COMMITTED re-reads per
    statement), so one matching pair never gets two golden records. Every worker takes its
    locks in the same order (position, rows, keys, golden records), so none waits in a cycle.
-4. Read the candidates sharing a key, then lock their golden records ``FOR UPDATE`` in id
-   order; re-read until the set is stable (a steward action that committed in between may
-   have moved records).
+4. Read the candidates sharing a key (and the golden ids of the batch's rows and their
+   constraint partners), then lock their golden records ``FOR UPDATE`` in id order, loading
+   their source records; re-read until no new golden record needs locking (a steward action
+   that committed in between may have moved records). What is used afterwards was read after
+   the locks that protect it.
 5. For each change, in (source commit position, key) order: keep invalid ones with their
    errors, unlinked; link valid ones (steward decisions and constraints first, then the best
    automatic match, else a new golden record) and open review tasks for the pairs in the
    review band.
-6. Rewrite the blocking keys of the records that changed (a record whose match features did
-   not change keeps its keys and its link, and skips the candidate look-up of step 4).
+6. Write the golden records and source records (survivorship recomputed for every golden
+   record touched; version, outbox rows and lineage only where something visible changed, see
+   ``_golden_work``), then rewrite the blocking keys of the records that changed (a record
+   whose match features did not change keeps its keys and its link, and skipped the candidate
+   look-up of step 4).
 7. Write the review tasks.
 8. Record the batch position and the batch's dead letters.
-9. Recompute survivorship for every golden record touched; version, history and outbox rows
-   only where something visible changed (see ``_golden_work``). Last, because appending
-   history takes the history lock, which is held until commit (see
-   ``repositories.append_history``).
+9. Append the history events. Last, because appending history takes the history lock, which
+   is held until commit (see ``repositories.append_history``).
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ from hub.model import (
 )
 from hub.records import ApplyResult, DeadLetter
 from hub.services._golden_work import GoldenWork, record_position
-from hub.tables import MatchConstraintRow, ReviewTaskRow, SourceRecordRow
+from hub.states import SourceRecordState
+from hub.tables import ReviewTaskRow
 
 REVIEW_CANDIDATES_PER_RECORD = 3
 """At most this many review tasks are opened for one changed source record (best first)."""
@@ -88,7 +92,7 @@ class _Scored:
     hard_conflict: bool
 
 
-def newer(position: SourcePosition, row: SourceRecordRow) -> bool:
+def newer(position: SourcePosition, row: SourceRecordState) -> bool:
     """True when ``position`` is later than the position stored for ``row``."""
     return position.sort_key() > record_position(row).sort_key()
 
@@ -109,7 +113,7 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _id_of(row: SourceRecordRow | None) -> int | None:
+def _id_of(row: SourceRecordState | None) -> int | None:
     return None if row is None else row.id
 
 
@@ -136,10 +140,10 @@ class BatchApply:
         self.records = work.records
         self.index: dict[str, set[int]] = defaultdict(set)
         self.indexed_keys: dict[int, set[str]] = defaultdict(set)
-        self.constraints: list[MatchConstraintRow] = []
+        self.constraints: list[repo.ConstraintPair] = []
         self.review_rows: list[dict[str, Any]] = []
         self.open_pairs: set[tuple[int, int]] = set()
-        self.changed_records: dict[int, SourceRecordRow] = {}
+        self.changed_records: dict[int, SourceRecordState] = {}
         self.record_keys: dict[int, tuple[str, ...]] = {}
         self.unchanged_links: set[int] = set()
         self.stale = self.invalid = self.deleted = self.applied = 0
@@ -165,7 +169,7 @@ class BatchApply:
             self.session,
             [repo.lock_id("source", str(c.key)) for c in latest if usable_pk(c.key)],
         )
-        stored = repo.source_records_by_keys(
+        stored = repo.source_states_by_keys(
             self.session, [c.key for c in latest if usable_pk(c.key)]
         )
         fresh: list[SourceChange] = []
@@ -203,11 +207,11 @@ class BatchApply:
         existing = self._lock_stable(prepared, batch_keys)
         new_count = sum(1 for p in prepared if not p.keyed or p.change.key not in existing)
         fresh_ids = iter(repo.allocate_source_record_ids(self.session, new_count))
-        for task in repo.open_review_tasks_for(
-            self.session, source_record_ids=[r.id for r in existing.values()]
+        for source_record_id, candidate_golden_id in repo.open_review_pairs_for(
+            self.session, [r.id for r in existing.values()]
         ):
-            if task.source_record_id is not None:
-                self.open_pairs.add((task.source_record_id, task.candidate_golden_id))
+            if source_record_id is not None:
+                self.open_pairs.add((source_record_id, candidate_golden_id))
 
         # 5. each change in order
         for p in prepared:
@@ -220,9 +224,9 @@ class BatchApply:
             else:
                 self._apply_upsert(row, p)
 
-        # 6. blocking keys of the changed records (only live, valid, linked ones are candidates)
-        self.work.assign_provisional_ids()
-        self.session.flush()
+        # 6. golden records and source records; blocking keys of the changed records (only
+        # live, valid, linked ones are candidates)
+        self.work.flush()
         repo.replace_blocking_keys(
             self.session,
             {
@@ -235,16 +239,10 @@ class BatchApply:
         )
 
         # 7. review tasks
-        opened: list[int] = []
-        if self.review_rows:
-            for review in self.review_rows:
-                review["golden_id"] = self.work.resolve(review["golden_id"])
-                review["candidate_golden_id"] = self.work.resolve(review["candidate_golden_id"])
-            result = self.session.execute(
-                sa.insert(ReviewTaskRow).returning(col(ReviewTaskRow.id)),
-                self.review_rows,
-            )
-            opened = sorted(int(r[0]) for r in result)
+        for review in self.review_rows:
+            review["golden_id"] = self.work.resolve(review["golden_id"])
+            review["candidate_golden_id"] = self.work.resolve(review["candidate_golden_id"])
+        opened = repo.add_review_tasks(self.session, self.review_rows)
 
         # 8. position and dead letters
         if position is not None:
@@ -253,7 +251,7 @@ class BatchApply:
             )
         repo.record_dead_letters(self.session, dead_letters, self.now)
 
-        # 9. golden records, history and outbox, last: the history lock is held to commit
+        # 9. history, last: the history lock is held to commit
         saved = self.work.save()
         return ApplyResult(
             applied=self.applied,
@@ -309,7 +307,7 @@ class BatchApply:
         return duplicate is not None
 
     @staticmethod
-    def _with_stored_unchanged(change: SourceChange, row: SourceRecordRow | None) -> SourceChange:
+    def _with_stored_unchanged(change: SourceChange, row: SourceRecordState | None) -> SourceChange:
         """An upsert naming ``unchanged`` attributes (unchanged TOASTed columns the capture
         left out) gets their stored values, and the stored raw columns it lacks."""
         if not change.unchanged or change.op is not ChangeOp.UPSERT or row is None or row.deleted:
@@ -328,63 +326,71 @@ class BatchApply:
 
     def _lock_stable(
         self, prepared: Sequence[_Prepared], batch_keys: Sequence[str]
-    ) -> dict[SourceKey, SourceRecordRow]:
-        """Read stored rows and candidates, lock their golden records; repeat until stable."""
+    ) -> dict[SourceKey, SourceRecordState]:
+        """Lock the golden records of the batch's rows, of the candidates sharing a key and
+        of constraint partners, until a pass finds nothing new to lock; returns the batch's
+        stored rows as read after those locks."""
         keys = [p.change.key for p in prepared if p.keyed]
         while True:
-            existing = repo.source_records_by_keys(self.session, keys)
-            pairs = repo.blocking_pairs(self.session, batch_keys)
-            candidates = repo.source_records(self.session, {record_id for _, record_id in pairs})
-            self.constraints = repo.constraints_involving(
-                self.session, [row.id for row in existing.values()]
+            links = repo.source_links_by_keys(self.session, keys)
+            pairs = repo.blocking_candidates(self.session, batch_keys)
+            self.constraints = repo.constraint_pairs_involving(
+                self.session, [record_id for record_id, _ in links.values()]
             )
-            partners = repo.source_records(
+            partners = repo.golden_ids_of(
                 self.session,
                 {c.left_source_record_id for c in self.constraints}
                 | {c.right_source_record_id for c in self.constraints},
             )
-            rows = [*existing.values(), *candidates.values(), *partners.values()]
-            self.work.remember(rows)
-            if not self.work.lock(row.golden_id for row in rows if row.golden_id is not None):
+            golden_ids = {golden_id for _, golden_id in links.values()}
+            golden_ids.update(golden_id for _, _, golden_id in pairs)
+            golden_ids.update(partners.values())
+            golden_ids.discard(None)
+            if not self.work.lock(g for g in golden_ids if g is not None):
                 break
-            # Read again under the locks: what was read before them may have moved since.
-            for row in rows:
-                self.session.expire(row)
-        for key, record_id in pairs:
+        # Every linked record read above is a member of a golden record locked before its
+        # members were read (``GoldenWork.lock``): those states are current. The batch's rows
+        # that are not linked are read again, after the locks.
+        existing: dict[SourceKey, SourceRecordState] = {}
+        unlinked: list[SourceKey] = []
+        for source_key, (record_id, _) in links.items():
+            member = self.records.get(record_id)
+            if member is not None:
+                existing[source_key] = member
+            else:
+                unlinked.append(source_key)
+        if unlinked:
+            existing.update(repo.source_states_by_keys(self.session, unlinked))
+        self.work.remember(existing.values())
+        for key, record_id, _ in pairs:
             candidate = self.records.get(record_id)
             if candidate is not None and self._is_candidate(candidate):
                 self._index(record_id, [key])
         return existing
 
     @staticmethod
-    def _is_candidate(row: SourceRecordRow) -> bool:
+    def _is_candidate(row: SourceRecordState) -> bool:
         return row.golden_id is not None and not row.deleted and row.validation_errors is None
 
     # --- step 5 --------------------------------------------------------------------------
 
-    def _new_row(self, record_id: int, p: _Prepared) -> SourceRecordRow:
+    def _new_row(self, record_id: int, p: _Prepared) -> SourceRecordState:
         key = p.change.key
-        row = SourceRecordRow(
+        row = SourceRecordState(
             id=record_id,
             system=key.system,
             source_table=key.table,
             pk=key.pk if p.keyed else None,
-            raw=None,
-            attributes={},
-            features={},
-            validation_errors=None,
             lsn=p.change.position.lsn,
             tx_id=p.change.position.tx_id,
             committed_at=p.change.position.committed_at,
-            deleted=False,
             created_at=self.now,
             updated_at=self.now,
         )
-        self.session.add(row)
-        self.records[record_id] = row
+        self.work.remember([row])
         return row
 
-    def _take_position(self, row: SourceRecordRow, p: _Prepared) -> None:
+    def _take_position(self, row: SourceRecordState, p: _Prepared) -> None:
         position = p.change.position
         row.lsn = position.lsn
         row.tx_id = position.tx_id
@@ -396,16 +402,16 @@ class BatchApply:
             self.index[key].add(record_id)
             self.indexed_keys[record_id].add(key)
 
-    def _drop_from_index(self, row: SourceRecordRow) -> None:
+    def _drop_from_index(self, row: SourceRecordState) -> None:
         for key in self.indexed_keys.pop(row.id, ()):
             self.index[key].discard(row.id)
 
-    def _leave_golden(self, row: SourceRecordRow, reason: str) -> None:
+    def _leave_golden(self, row: SourceRecordState, reason: str) -> None:
         previous = self.work.unlink(row)
         if previous is not None:
             self.work.note(previous, None, reason=reason)
 
-    def _apply_delete(self, row: SourceRecordRow, p: _Prepared) -> None:
+    def _apply_delete(self, row: SourceRecordState, p: _Prepared) -> None:
         self._take_position(row, p)
         row.deleted = True
         if p.change.raw is not None:
@@ -417,7 +423,7 @@ class BatchApply:
         self._supersede_tasks(row.id)
         self.deleted += 1
 
-    def _keeps_link(self, row: SourceRecordRow, p: _Prepared) -> bool:
+    def _keeps_link(self, row: SourceRecordState, p: _Prepared) -> bool:
         """A valid upsert of a linked row keeps its link, without matching, when a steward
         decided the link or when its match features did not change."""
         if p.errors is not None or p.change.op is not ChangeOp.UPSERT:
@@ -426,7 +432,7 @@ class BatchApply:
             return False
         return row.link_decided_by == DecidedBy.STEWARD.value or row.features == p.features
 
-    def _apply_upsert(self, row: SourceRecordRow, p: _Prepared) -> None:
+    def _apply_upsert(self, row: SourceRecordState, p: _Prepared) -> None:
         self._take_position(row, p)
         row.deleted = False
         row.raw = None if p.change.raw is None else json_safe(dict(p.change.raw))
@@ -448,7 +454,7 @@ class BatchApply:
         self.record_keys[row.id] = p.keys
         self._index(row.id, p.keys)
 
-    def _match(self, row: SourceRecordRow, p: _Prepared) -> None:
+    def _match(self, row: SourceRecordState, p: _Prepared) -> None:
         current = row.golden_id
         self._supersede_tasks(row.id)
         partners = self._partners(row.id, "must_link")
@@ -499,7 +505,7 @@ class BatchApply:
         for s in reviews[:REVIEW_CANDIDATES_PER_RECORD]:
             self._open_review(row, s)
 
-    def _relink(self, row: SourceRecordRow, chosen: _Scored) -> None:
+    def _relink(self, row: SourceRecordState, chosen: _Scored) -> None:
         previous = row.golden_id
         self.work.link(
             row,
@@ -521,7 +527,7 @@ class BatchApply:
                 previous, HistoryEventKind.MERGED, reason="its only source record now matches"
             )
 
-    def _score(self, row: SourceRecordRow, p: _Prepared) -> list[_Scored]:
+    def _score(self, row: SourceRecordState, p: _Prepared) -> list[_Scored]:
         """Candidates grouped by golden record, best golden first (probability, then id)."""
         candidate_ids = sorted({i for key in p.keys for i in self.index.get(key, ())} - {row.id})
         by_golden: dict[int, list[tuple[MatchScore, int]]] = defaultdict(list)
@@ -547,7 +553,7 @@ class BatchApply:
         scored.sort(key=lambda s: (-s.best.probability, s.golden_id))
         return scored
 
-    def _partners(self, record_id: int, kind: str) -> list[SourceRecordRow]:
+    def _partners(self, record_id: int, kind: str) -> list[SourceRecordState]:
         partner_ids = [
             c.right_source_record_id
             if c.left_source_record_id == record_id
@@ -561,7 +567,7 @@ class BatchApply:
         members = self.work.members(golden_id)
         return any(partner.id in members for partner in self._partners(record_id, "cannot_link"))
 
-    def _open_review(self, row: SourceRecordRow, scored: _Scored) -> None:
+    def _open_review(self, row: SourceRecordState, scored: _Scored) -> None:
         assert row.golden_id is not None
         pair = (row.id, scored.golden_id)
         if pair in self.open_pairs:

@@ -32,17 +32,18 @@ from hub.model import GOLDEN_ATTRIBUTES, CanonicalParty, DecidedBy, GoldenStatus
 from hub.planning import GoldenSummary, plan_merge, plan_unmerge
 from hub.records import ReviewDecision, ReviewKind
 from hub.services._golden_work import GoldenWork
-from hub.tables import ReviewTaskRow, SourceRecordRow
+from hub.states import SourceRecordState
+from hub.tables import ReviewTaskRow
 
 SourceRef = SourceKey | int
 """A source record named by its key or by its id."""
 
 
-def load_source_record(work: GoldenWork, ref: SourceRef) -> SourceRecordRow:
+def load_source_record(work: GoldenWork, ref: SourceRef) -> SourceRecordState:
     if isinstance(ref, SourceKey):
-        row = repo.source_record_by_key(work.session, ref)
+        row = repo.source_state_by_key(work.session, ref)
     else:
-        row = repo.source_record(work.session, ref)
+        row = repo.source_state(work.session, ref)
     if row is None:
         raise SourceRecordNotFoundError(ref)
     work.remember([row])
@@ -67,7 +68,7 @@ def lock_active(
             raise StaleVersionError(golden_id, expected, actual)
 
 
-def _require_linkable(row: SourceRecordRow, action: str) -> None:
+def _require_linkable(row: SourceRecordState, action: str) -> None:
     if row.deleted:
         raise InvalidStewardActionError(action, f"source record {row.id} is deleted")
     if row.validation_errors is not None:
