@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -117,6 +118,15 @@ def demo(
         if runner.stops_server:
             console.print("stopping PostgreSQL")
         runner.close()
+    lingering = runner.lingering_java_threads()
+    if lingering:
+        # Everything of ours is closed and the engines flushed their offsets; the JVM would
+        # wait forever at exit for these (see lingering_java_threads), so leave without it.
+        logger.warning("leaving without waiting for JVM threads: %s", ", ".join(lingering))
+        console.file.flush()
+        err.file.flush()
+        logging.shutdown()
+        os._exit(code)
     if code:
         raise typer.Exit(code)
 

@@ -53,18 +53,21 @@ _PERSON_NAME_FIELDS = ("given_name", "middle_name", "family_name")
 
 @dataclasses.dataclass(frozen=True)
 class _Reference:
-    """One referenced table of one system: how to load it and what to keep of a row."""
+    """A referenced table: its system, name and key column (rows are mapped whole)."""
 
     system: str
     table: str
     key: str
-    columns: tuple[str, ...] | None
-    """Columns to load (None: every column, the row is mapped whole)."""
 
 
-_BILL_TO = _Reference("billing", "contact", "id", None)
-_CRM_ACCOUNT = _Reference("crm", "account", "id", ("id", "billingcountry"))
-_ERP_CUSTOMER = _Reference("erp", "kna1", "kunnr", ("kunnr", "land1"))
+_BILL_TO = _Reference("billing", "contact", "id")
+_CRM_ACCOUNT = _Reference("crm", "account", "id")
+_ERP_CUSTOMER = _Reference("erp", "kna1", "kunnr")
+_PARENTS: dict[tuple[str, str], tuple[_Reference, str]] = {
+    ("crm", "contact"): (_CRM_ACCOUNT, "accountid"),
+    ("erp", "knvk"): (_ERP_CUSTOMER, "kunnr"),
+}
+"""Contact tables: the customer table they refer to and the (``extra``) referring column."""
 
 
 class ReferenceData:
@@ -74,7 +77,8 @@ class ReferenceData:
     is only touched from there, so no lock is needed beyond the one guarding connections.
 
     Args:
-        urls: libpq URLs of the source databases, by system.
+        urls: libpq URLs of the source databases, by system; a system without one has only
+            the values remembered from its changes (offline mapping of a generated world).
     """
 
     def __init__(self, urls: Mapping[str, str]) -> None:
@@ -99,6 +103,8 @@ class ReferenceData:
         values = self._values.setdefault(slot, {})
         if key in values:
             return values[key]
+        if reference.system not in self._urls:  # offline: only what was remembered
+            return None
         if slot not in self._loaded:
             self._loaded.add(slot)
             for row in self._select(reference, None):
@@ -113,12 +119,7 @@ class ReferenceData:
         return value
 
     def _select(self, reference: _Reference, key: str | None) -> list[dict[str, Any]]:
-        columns = (
-            sql.SQL("*")
-            if reference.columns is None
-            else sql.SQL(", ").join(sql.Identifier(c) for c in reference.columns)
-        )
-        query = sql.SQL("SELECT {} FROM {}").format(columns, sql.Identifier(reference.table))
+        query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(reference.table))
         params: tuple[Any, ...] = ()
         if key is not None:
             query = sql.SQL("{} WHERE {} = %s").format(query, sql.Identifier(reference.key))
@@ -159,7 +160,6 @@ class DemoChangeMapper(ChangeMapper):
     def __init__(self, mappings: SourceMappings, references: ReferenceData) -> None:
         super().__init__(mappings)
         self._references = references
-        self._crm_countries = _lookup(mappings, "crm", "account", "addresses[0].country")
 
     def map_change(self, envelope: ChangeEnvelope) -> SourceChange | None:
         change = super().map_change(envelope)
@@ -172,23 +172,19 @@ class DemoChangeMapper(ChangeMapper):
             if deleted:
                 self._references.forget(_BILL_TO, key.pk)
             else:
-                self._references.remember(_BILL_TO, key.pk, dict(change.attributes))
+                self._references.remember(_BILL_TO, key.pk, _bill_to_part(change.attributes))
             return change
-        if table == ("crm", "account") and not deleted:
-            self._references.remember(_CRM_ACCOUNT, key.pk, _iso(change.attributes))
-        if table == ("erp", "kna1") and not deleted:
-            self._references.remember(_ERP_CUSTOMER, key.pk, _iso(change.attributes))
         if deleted:
             return change
         attributes = dict(change.attributes)
+        if table == ("crm", "account"):
+            self._references.remember(_CRM_ACCOUNT, key.pk, _address_part(attributes))
+        elif table == ("erp", "kna1"):
+            self._references.remember(_ERP_CUSTOMER, key.pk, _address_part(attributes))
         if table == ("billing", "account"):
             attributes = self._billing_account(attributes)
-        elif table == ("crm", "contact"):
-            country = self._country(_CRM_ACCOUNT, attributes, "accountid", self._crm_country)
-            attributes = _with_e164_phones(attributes, country)
-        elif table == ("erp", "knvk"):
-            country = self._country(_ERP_CUSTOMER, attributes, "kunnr", _land1)
-            attributes = _with_e164_phones(attributes, country)
+        elif table in _PARENTS:
+            attributes = self._contact(attributes, *_PARENTS[table])
         elif table == ("erp", "kna1"):
             attributes = _sap_names(attributes)
         else:
@@ -201,7 +197,7 @@ class DemoChangeMapper(ChangeMapper):
         bill_to_id = attributes.get("extra", {}).get("billtoid")
         bill_to: Attributes = {}
         if bill_to_id:
-            bill_to = self._references.find(_BILL_TO, bill_to_id, self._map_bill_to) or {}
+            bill_to = self._find(_BILL_TO, bill_to_id, _bill_to_part)
         if bill_to.get("addresses"):
             attributes["addresses"] = bill_to["addresses"]
         kind = attributes.get("kind") or _infer_billing_kind(attributes, bill_to)
@@ -212,65 +208,60 @@ class DemoChangeMapper(ChangeMapper):
                     attributes[name] = bill_to[name]
         return _names_by_kind(attributes)
 
-    def _map_bill_to(self, row: dict[str, Any]) -> Attributes:
-        envelope = ChangeEnvelope(
-            Operation.READ,
-            key={"id": row["id"]},
-            before=None,
-            after=row,
-            source=SourceInfo("postgresql", "billing", "billing", "public", "contact", 0),
-        )
-        try:
-            change = super().map_change(envelope)
-        except PoisonMessageError as exc:
-            # The contact's own change is dead-lettered for the same reason; the account
-            # goes on without what the contact would have added.
-            logger.warning("bill-to contact %s cannot be mapped: %s", row.get("id"), exc)
-            return {}
-        return {} if change is None else dict(change.attributes)
+    def _contact(self, attributes: Attributes, parent: _Reference, column: str) -> Attributes:
+        """A contact person's phones in E.164, with the country of their customer.
 
-    def _country(
-        self,
-        reference: _Reference,
-        attributes: Attributes,
-        column: str,
-        convert: Callable[[dict[str, Any]], str | None],
-    ) -> str | None:
-        parent = attributes.get("extra", {}).get(column)
-        if not parent:
-            return None
-        country = self._references.find(reference, parent, convert)
-        return country if isinstance(country, str) else None
+        Only the country: the customer's address would make colleagues look alike (same
+        street, postcode, city and e-mail domain) and outweigh their different names.
+        """
+        phones = attributes.get("phones")
+        parent_id = attributes.get("extra", {}).get(column)
+        if not phones or not parent_id:
+            return attributes
+        addresses = self._find(parent, parent_id, _address_part).get("addresses") or [{}]
+        country = addresses[0].get("country")
+        if isinstance(country, str):
+            attributes["phones"] = [standardize_phone(p, country) or p for p in phones]
+        return attributes
 
-    def _crm_country(self, row: dict[str, Any]) -> str | None:
-        value = row.get("billingcountry")
-        if value is None:
-            return None
-        found = self._crm_countries.get(str(value).strip())
-        return found if isinstance(found, str) else None
+    def _find(
+        self, reference: _Reference, key: str, part: Callable[[Mapping[str, Any]], Attributes]
+    ) -> Attributes:
+        def convert(row: dict[str, Any]) -> Attributes:
+            envelope = row_envelope(reference.system, reference.table, reference.key, row)
+            try:
+                change = super(DemoChangeMapper, self).map_change(envelope)
+            except PoisonMessageError as exc:
+                # The row's own change is dead-lettered for the same reason; the joining
+                # row goes on without what it would have added.
+                logger.warning("%s %s cannot be mapped: %s", reference.table, key, exc)
+                return {}
+            return {} if change is None else part(change.attributes)
+
+        found = self._references.find(reference, key, convert)
+        return found if isinstance(found, dict) else {}
 
 
-def _lookup(mappings: SourceMappings, system: str, table: str, target: str) -> dict[str, Any]:
-    spec = mappings.sources[system].tables[table].fields.get(target)
-    return dict(spec.lookup or {}) if spec is not None else {}
+def row_envelope(system: str, table: str, key: str, row: Mapping[str, Any]) -> ChangeEnvelope:
+    """A snapshot read of ``row`` as Debezium would deliver it (for rows read directly)."""
+    return ChangeEnvelope(
+        Operation.READ,
+        key={key: row[key]},
+        before=None,
+        after=row,
+        source=SourceInfo("postgresql", system, system, "public", table, 0),
+    )
 
 
-def _land1(row: dict[str, Any]) -> str | None:
-    value = row.get("land1")
-    return str(value).strip().upper() or None if value else None
+def _bill_to_part(attributes: Mapping[str, Any]) -> Attributes:
+    """What a billing account takes from its bill-to contact."""
+    wanted = (*_PERSON_NAME_FIELDS, "emails", "phones", "addresses")
+    return {name: attributes[name] for name in wanted if name in attributes}
 
 
-def _iso(attributes: Mapping[str, Any]) -> str | None:
-    addresses = attributes.get("addresses") or []
-    country = addresses[0].get("country") if addresses else None
-    return country if isinstance(country, str) else None
-
-
-def _with_e164_phones(attributes: Attributes, country: str | None) -> Attributes:
-    phones = attributes.get("phones")
-    if phones and country:
-        attributes["phones"] = [standardize_phone(p, country) or p for p in phones]
-    return attributes
+def _address_part(attributes: Mapping[str, Any]) -> Attributes:
+    """What a contact person takes from their customer."""
+    return {"addresses": attributes["addresses"]} if attributes.get("addresses") else {}
 
 
 def _infer_billing_kind(attributes: Attributes, bill_to: Attributes) -> str:
@@ -306,4 +297,4 @@ def _names_by_kind(attributes: Attributes) -> Attributes:
     return attributes
 
 
-__all__ = ["DemoChangeMapper", "ReferenceData"]
+__all__ = ["DemoChangeMapper", "ReferenceData", "row_envelope"]

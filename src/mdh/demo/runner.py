@@ -627,9 +627,12 @@ class DemoRunner:
         self.stop_parts()
         steps: list[tuple[str, Callable[[], None]]] = [("connections", self._close_connections)]
         if self.server is not None and self._stop_server:
-            server = self.server
-            steps.append(("PostgreSQL", lambda: None if server.stop() else None))
+            steps.append(("PostgreSQL", self._stop_server_now))
         self._run_steps(steps)
+
+    def _stop_server_now(self) -> None:
+        if self.server is not None:
+            self.server.stop()
 
     def _run_steps(self, steps: list[tuple[str, Callable[[], None]]]) -> None:
         for name, step in steps:
@@ -646,8 +649,15 @@ class DemoRunner:
 
     def _stop_capture(self) -> None:
         self._stop.set()
-        for engine in self.engines:
-            engine.stop()
+        # Each engine finishes its batch in flight: stop them side by side, not one by one.
+        stoppers = [
+            threading.Thread(target=engine.stop, name=f"stop-{engine.source.name}")
+            for engine in self.engines
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         for engine in self.engines:
             try:
                 engine.wait(0)
@@ -664,6 +674,30 @@ class DemoRunner:
             self.hub.engine.dispose()
         if self._status_engine is not None:
             self._status_engine.dispose()
+
+    def lingering_java_threads(self) -> list[str]:
+        """Non-daemon JVM threads still alive after ``close`` (none when capture never ran).
+
+        Debezium leaves its snapshot threads blocked on a full event queue when an engine is
+        stopped in the middle of a snapshot; they are not daemons, so the JVM's shutdown at
+        interpreter exit would wait for them forever.
+        """
+        if not self.loops:
+            return []
+        import jpype
+
+        if not jpype.isJVMStarted():
+            return []
+        thread_class = jpype.JClass("java.lang.Thread")
+        current = thread_class.currentThread()
+        return sorted(
+            str(thread.getName())
+            for thread in thread_class.getAllStackTraces().keySet()
+            if thread.isAlive()
+            and not thread.isDaemon()
+            and not thread.equals(current)
+            and str(thread.getName()) not in ("main", "DestroyJavaVM")
+        )
 
     # --- reports -------------------------------------------------------------------------
 
