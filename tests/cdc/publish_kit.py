@@ -368,3 +368,86 @@ def capture_by_hand(
             lsn += 1
     hub.apply_changes(changes)
     return lsn
+
+
+# --- a small demo world ------------------------------------------------------------------
+
+DEMO_TARGETS_YAML = Path(__file__).parent / "fixtures" / "demo_targets.yaml"
+
+_WORLD = {
+    "crm": [
+        "INSERT INTO account (id, name, ispersonaccount, billingstreet, billingcity,"
+        " billingpostalcode, billingcountry, phone, website, createddate, lastmodifieddate)"
+        " VALUES ('001A0000000000001A', 'Acme Robotics GmbH', false, 'Hauptstr. 5', 'Berlin',"
+        " '10115', 'Germany', '030 1234567', 'acme-robotics.example', now(), now())",
+        "INSERT INTO contact (id, accountid, firstname, lastname, email, phone, createddate,"
+        " lastmodifieddate) VALUES ('003A0000000000001A', '001A0000000000001A', 'Maria',"
+        " 'Lopez', 'maria.lopez@acme-robotics.example', '030 1234568', now(), now())",
+    ],
+    "billing": [
+        "INSERT INTO account (id, accountnumber, name, customertype__c, currency, paymentterm,"
+        " billcycleday, status, vatid, billtoid, createddate, updateddate) VALUES"
+        " ('2c92a0fd0000000000000000000000a1', 'A00000001', 'ACME Robotics', 'Business', 'EUR',"
+        " 'Net 30', 1, 'Active', 'DE811907980', '2c92a0fd0000000000000000000000c1',"
+        " now(), now())",
+        "INSERT INTO contact (id, accountid, firstname, lastname, workemail, workphone,"
+        " address1, city, postalcode, country, createddate, updateddate) VALUES"
+        " ('2c92a0fd0000000000000000000000c1', '2c92a0fd0000000000000000000000a1', 'Jonas',"
+        " 'Weber', 'ap@acme-robotics.example', '+49 30 1234500', 'Hauptstr. 5', 'Berlin',"
+        " '10115', 'Germany', now(), now())",
+    ],
+    "erp": [
+        "INSERT INTO kna1 (kunnr, name1, name2, stras, ort01, pstlz, land1, telf1, stceg,"
+        " ktokd, erdat) VALUES ('0000100001', 'ACME ROBOTICS', 'GMBH', 'HAUPTSTR. 5',"
+        " 'BERLIN', '10115', 'DE', '030 1234567', 'DE811907980', 'KUNA', '20240105')",
+        "INSERT INTO knvk (parnr, kunnr, namev, name1, telf1, smtp_addr, pafkt) VALUES"
+        " ('0000200001', '0000100001', 'MARIA', 'LOPEZ', '030 1234568',"
+        " 'maria.lopez@acme-robotics.example', '01')",
+    ],
+}
+
+ACME_CRM = SourceKey("crm", "account", "001A0000000000001A")
+ACME_BILLING = SourceKey("billing", "account", "2c92a0fd0000000000000000000000a1")
+ACME_ERP = SourceKey("erp", "kna1", "0000100001")
+MARIA_CRM = SourceKey("crm", "contact", "003A0000000000001A")
+MARIA_ERP = SourceKey("erp", "knvk", "0000200001")
+
+
+def seed_world(databases: DemoDatabases) -> None:
+    """Empty the demo tables and write Acme Robotics (a company in all three systems) and
+    Maria Lopez (its contact person in the CRM and the ERP)."""
+    for system, statements in _WORLD.items():
+        with psycopg.connect(databases.url(system), autocommit=True) as conn:
+            for table in SOURCE_TABLES:
+                if table.system == system:
+                    conn.execute(f"DELETE FROM {table.name}")
+            for statement in statements:
+                conn.execute(statement)
+
+
+def source_row(databases: DemoDatabases, key: SourceKey) -> dict[str, Any]:
+    table = next(t for t in SOURCE_TABLES if t.key == (key.system, key.table))
+    with psycopg.connect(databases.url(key.system), row_factory=dict_row) as conn:
+        row = conn.execute(
+            f"SELECT *, xmin::text AS xmin FROM {table.name} WHERE {table.columns[0]} = %s",
+            (key.pk,),
+        ).fetchone()
+    assert row is not None, key
+    return row
+
+
+def demo_config(databases: DemoDatabases) -> Any:
+    """The shipped demo config with the demo write-back targets (the fixture file)."""
+    import yaml
+
+    from mdh.config import parse_config
+    from mdh.demo.runner import demo_config_path
+
+    document = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
+    document["targets"] = yaml.safe_load(DEMO_TARGETS_YAML.read_text(encoding="utf-8"))["targets"]
+    environ = {
+        "MDH_DEMO_CRM_URL": databases.crm,
+        "MDH_DEMO_BILLING_URL": databases.billing,
+        "MDH_DEMO_ERP_URL": databases.erp,
+    }
+    return parse_config(document, str(demo_config_path()), environ)

@@ -82,6 +82,8 @@ class FieldSource(BaseModel):
 
     from_: str = Field(alias="from")
     join: str | None = None
+    kind: Literal["organization", "person"] | None = None
+    """Only for golden records of this kind (a person's account name is not a legal name)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -107,6 +109,9 @@ class FieldSource(BaseModel):
     @property
     def path(self) -> AttributePath:
         return parse_path(self.from_)
+
+    def applies_to(self, attributes: Mapping[str, Any]) -> bool:
+        return self.kind is None or attributes.get("kind") == self.kind
 
 
 class DeliverySettings(BaseModel):
@@ -260,13 +265,15 @@ class TargetsConfig:
     """How to deliver to each target that has settings (a names-only list has none)."""
 
 
-def document_fields(
-    spec: WebhookTargetSpec | KafkaTargetSpec,
-) -> dict[str, tuple[AttributePath, str | None]]:
+def document_fields(spec: WebhookTargetSpec | KafkaTargetSpec) -> dict[str, FieldSource]:
     """The fields of a document target: configured, or every attribute it does not own."""
     if spec.fields is not None:
-        return {name: (source.path, source.join) for name, source in spec.fields.items()}
-    return {name: (parse_path(name), None) for name in GOLDEN_ATTRIBUTES if name not in spec.owns}
+        return dict(spec.fields)
+    return {
+        name: FieldSource.model_validate(name)
+        for name in GOLDEN_ATTRIBUTES
+        if name not in spec.owns
+    }
 
 
 def parse_targets(raw: Any, file: str = "<config>") -> TargetsConfig:

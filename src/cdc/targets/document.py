@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from hub.model import GOLDEN_ATTRIBUTES, CanonicalParty, PostalAddress
 from hub.services.sync import Delivery
@@ -28,6 +28,18 @@ _LIST_ATTRIBUTES = frozenset(
 _ADDRESS_FIELDS = frozenset(PostalAddress.model_fields)
 
 Step = str | int
+
+
+class FieldLike(Protocol):
+    """A configured field (``config.FieldSource``): where its value comes from."""
+
+    @property
+    def path(self) -> AttributePath: ...
+
+    @property
+    def join(self) -> str | None: ...
+
+    def applies_to(self, attributes: Mapping[str, Any]) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -120,22 +132,22 @@ def as_text(value: Any, join: str | None = None) -> str | None:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def golden_document(
-    delivery: Delivery, fields: Mapping[str, tuple[AttributePath, str | None]]
-) -> dict[str, Any]:
+def golden_document(delivery: Delivery, fields: Mapping[str, FieldLike]) -> dict[str, Any]:
     """The JSON document of a golden change that webhooks and Kafka receive.
 
-    ``attributes`` holds the mapped fields that have a value (a list path without ``join``
-    stays a list); the rest is the outbox payload's envelope.
+    ``attributes`` holds the mapped fields that have a value (a list without ``join`` stays a
+    list); the rest is the outbox payload's envelope.
     """
     payload = delivery.payload
     attributes = payload.get("attributes") or {}
     mapped: dict[str, Any] = {}
-    for name, (path, join) in fields.items():
-        value = extract(attributes, path)
-        if join is not None:
-            value = as_text(value, join)
-        if value is not None and value != [] and value != ():
+    for name, field in fields.items():
+        if not field.applies_to(attributes):
+            continue
+        value = extract(attributes, field.path)
+        if field.join is not None:
+            value = as_text(value, field.join)
+        if value not in (None, [], ()):
             mapped[name] = value
     return {
         "golden_id": delivery.golden_id,

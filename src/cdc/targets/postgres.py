@@ -45,8 +45,8 @@ from cdc.targets.base import (
     TargetSetupError,
     TargetUnavailableError,
 )
-from cdc.targets.config import PostgresTable, PostgresTargetSpec
-from cdc.targets.document import AttributePath, as_text, extract
+from cdc.targets.config import FieldSource, PostgresTable, PostgresTargetSpec
+from cdc.targets.document import as_text, extract
 from hub.model import GoldenStatus
 from hub.services.sync import Delivery, LinkedSourceRow, WritebackState
 
@@ -77,8 +77,7 @@ class _Column:
 @dataclass(frozen=True)
 class _Field:
     column: _Column
-    path: AttributePath
-    join: str | None
+    source: FieldSource
 
 
 @dataclass(frozen=True)
@@ -158,8 +157,7 @@ class PostgresTarget(DeliveryTarget):
             key=tuple(column(c, "key") for c in spec.key),
             golden_id=column(spec.golden_id_column, "golden_id_column"),
             fields=tuple(
-                _Field(column(c, f"fields.{c}"), source.path, source.join)
-                for c, source in spec.fields.items()
+                _Field(column(c, f"fields.{c}"), source) for c, source in spec.fields.items()
             ),
         )
 
@@ -288,7 +286,9 @@ class PostgresTarget(DeliveryTarget):
         if row.golden_id != state.golden_id or state.status is not GoldenStatus.ACTIVE:
             return wanted  # linked elsewhere: that record's deliveries write its fields
         for field in table.fields:
-            text = as_text(extract(state.attributes, field.path), field.join)
+            if not field.source.applies_to(state.attributes):
+                continue
+            text = as_text(extract(state.attributes, field.source.path), field.source.join)
             if text is None:
                 continue
             limit = field.column.max_length

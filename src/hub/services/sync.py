@@ -586,7 +586,7 @@ def _resolve(session: Session, golden_ids: set[int]) -> dict[int, int | None]:
         SELECT start, id FROM chain WHERE status = 'active'
         """
     ).bindparams(_ids(sorted(golden_ids)))
-    active = dict(session.execute(statement).tuples().all()) if golden_ids else {}
+    active = {row.start: row.id for row in session.execute(statement)} if golden_ids else {}
     return {golden_id: active.get(golden_id) for golden_id in golden_ids}
 
 
