@@ -53,6 +53,6 @@ class ApiContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.mdh
     return ctx
