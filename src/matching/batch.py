@@ -129,6 +129,7 @@ def dedupe(
     cannot_link: Iterable[tuple[RecordId, RecordId]] = (),
     must_link: Iterable[tuple[RecordId, RecordId]] = (),
     previous: Mapping[RecordId, RecordId] | None = None,
+    workers: int = 1,
 ) -> DedupeResult:
     """Find duplicate clusters among feature records.
 
@@ -138,6 +139,7 @@ def dedupe(
         ids: record ids (default: positions 0..n-1).
         groups: link mode: each record's source; only pairs across sources are compared.
         cannot_link, must_link, previous: see ``cluster_records``.
+        workers: threads for string comparisons (-1: all cores).
     """
     record_ids: list[Any] = list(ids) if ids is not None else list(range(len(records)))
     if len(record_ids) != len(records):
@@ -151,7 +153,7 @@ def dedupe(
         group_codes=group_codes_of(groups),
     )
     del memberships
-    table = RecordTable(model.spec, records, texts)
+    table = RecordTable(model.spec, records, texts, workers=workers)
     del texts
     conflicts = conflict_values_of(model, records)
     scores = score_pairs(model, table, left, right, conflicts)

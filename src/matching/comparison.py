@@ -155,6 +155,8 @@ class Comparison:
         self.labels = spec.level_labels
         self.n_levels = spec.n_levels
         self.else_level = self.n_levels - 1
+        self.workers = 1
+        """Threads rapidfuzz may use in the vectorised path (-1: all cores)."""
 
     def prepare(self, features: Mapping[str, Any]) -> Any:
         """The record's comparable value for this comparison, or None when missing."""
@@ -357,6 +359,7 @@ class StringComparison(Comparison):
                     scorer=self._scorer,
                     score_cutoff=self._cutoff,
                     dtype=np.int64 if self._is_distance else np.float64,
+                    workers=self.workers,
                 )
             else:
                 scores = np.full(len(lo), np.inf if self._is_distance else -np.inf)
@@ -463,6 +466,7 @@ class DateComparison(Comparison):
                 scorer=OSA.distance,
                 score_cutoff=1,
                 dtype=np.int64,
+                workers=self.workers,
             )
             typo[todo] |= dist[inverse] <= 1
         out[typo] = 2
@@ -618,6 +622,7 @@ class OverlapComparison(Comparison):
                         scorer=JaroWinkler.normalized_similarity,
                         score_cutoff=min(self._cuts),
                         dtype=np.float64,
+                        workers=self.workers,
                     )
                     best[both] = np.maximum(best[both], sims[inverse])
             for k in range(len(self._cuts) - 1, -1, -1):
@@ -688,6 +693,7 @@ class JointComparison(Comparison):
     def levels(self, column: Any, left: IntArray, right: IntArray) -> LevelArray:
         code = np.zeros(len(left), dtype=np.int64)
         for part, r, col in zip(self.parts, self._radix, column, strict=True):
+            part.workers = self.workers
             code = code * r + part.levels(col, left, right).astype(np.int64)
         return self._lookup[code]
 

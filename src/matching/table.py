@@ -58,10 +58,14 @@ class RecordTable:
         spec: MatchSpec,
         records: Sequence[Mapping[str, Any]],
         texts: TextCache | None = None,
+        *,
+        workers: int = 1,
     ) -> None:
         self.spec = spec
         self.size = len(records)
         self.comparisons: list[Comparison] = [build_comparison(c) for c in spec.comparisons]
+        for comp in self.comparisons:
+            comp.workers = workers
         texts = {} if texts is None else texts
         self.prepared: list[list[Any]] = [
             comp.prepare_many(records, texts) for comp in self.comparisons

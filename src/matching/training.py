@@ -249,6 +249,7 @@ def train(
     max_iterations: int = 300,
     tolerance: float = 1e-5,
     session_u: bool = True,
+    workers: int = 1,
 ) -> MatchModel:
     """Train a model from unlabelled feature records.
 
@@ -263,11 +264,12 @@ def train(
         max_iterations, tolerance: EM stops when no m, u or match share moves by more than
             ``tolerance``, or after ``max_iterations``.
         session_u: re-estimate u within each EM session (see the module docstring).
+        workers: threads for string comparisons (-1: all cores).
     """
     if len(records) < 2:
         raise ValueError("training needs at least two records")
     texts: TextCache = {}
-    table = RecordTable(spec, records, texts)
+    table = RecordTable(spec, records, texts, workers=workers)
     codes = _group_codes(groups, len(records))
     n_levels = [c.n_levels for c in spec.comparisons]
     u = estimate_u(table, codes, n_pairs=u_pairs, seed=seed)

@@ -96,3 +96,11 @@ def test_match_many_matches_each_record_without_filing_it() -> None:
     results = index.match_many([person(), person(national_id="1804947"), person(family_name="x")])
     assert [[r.candidate_id for r in hits] for hits in results][:2] == [["orig"], ["orig"]]
     assert len(index) == 1
+
+
+def test_dedupe_with_threads_scores_the_same() -> None:
+    records, _ = population(entities=80, duplicates=80, seed=5)
+    single = dedupe(trained_model(), records)
+    threaded = dedupe(trained_model(), records, workers=2)
+    assert threaded.pairs.weight.tolist() == single.pairs.weight.tolist()
+    assert threaded.clusters == single.clusters
