@@ -56,8 +56,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         databases = databases_from(os.environ if environ is None else environ)
         seeded = seed_sources(
@@ -75,6 +74,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
     return 0
 
 
