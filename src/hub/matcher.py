@@ -8,7 +8,7 @@ candidate look-ups), then scores the record against the candidates that share a 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Decision = Literal["match", "review", "no_match"]
 
@@ -53,4 +53,22 @@ class Matcher(Protocol):
 
     def score(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> MatchScore:
         """Score two feature records. Symmetric."""
+        ...
+
+
+@runtime_checkable
+class PreparingMatcher(Matcher, Protocol):
+    """A matcher that can prepare a record's features once and score prepared records.
+
+    The hub uses it when a matcher offers it: one record is compared with many candidates,
+    and one candidate with many records of a batch, so each is prepared only once.
+    ``score_prepared(prepare(a), prepare(b))`` must equal ``score(a, b)``.
+    """
+
+    def prepare(self, features: Mapping[str, Any]) -> Any:
+        """What scoring needs of one record's features, computed once."""
+        ...
+
+    def score_prepared(self, left: Any, right: Any) -> MatchScore:
+        """``score`` of two prepared records."""
         ...

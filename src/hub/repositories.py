@@ -199,8 +199,8 @@ def allocate_source_record_ids(session: Session, count: int) -> list[int]:
 # The columns of a SourceRecordState, in its constructor's order; raw, features and the link
 # explanation as JSON text (decoded on first use).
 _STATE_COLUMNS = (
-    "s.id, s.system, s.source_table, s.pk, s.attributes, s.validation_errors, s.lsn, s.tx_id,"
-    " s.committed_at, s.deleted, s.golden_id, s.link_score, s.link_decided_by,"
+    "s.id, s.system, s.source_table, s.pk, s.attributes::text, s.validation_errors, s.lsn,"
+    " s.tx_id, s.committed_at, s.deleted, s.golden_id, s.link_score, s.link_decided_by,"
     " s.link_decided_at, s.matcher_version, s.created_at, s.updated_at,"
     " s.raw::text, s.features::text, s.link_explanation::text"
 )
@@ -212,7 +212,7 @@ def _state(row: Sequence[Any]) -> SourceRecordState:
         system=row[1],
         source_table=row[2],
         pk=row[3],
-        attributes=row[4],
+        attributes_text=row[4],
         validation_errors=row[5],
         lsn=row[6],
         tx_id=row[7],

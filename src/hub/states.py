@@ -8,9 +8,10 @@ and golden records (``GoldenWork``, ``BatchApply``) hold them as ``SourceRecordS
 (new rows inserted, changed columns of the others updated). The ORM table classes in
 ``hub.tables`` stay the schema and serve the readers.
 
-Three JSONB columns of source records (``raw``, ``features``, ``link_explanation``) arrive as
-JSON text and are decoded on first use: most rows are loaded for survivorship and never need
-them, and a row whose text was not replaced is never re-encoded either.
+Four JSONB columns of source records (``attributes``, ``raw``, ``features``,
+``link_explanation``) arrive as JSON text and are decoded on first use: many rows are loaded
+only to be locked or compared and never need them, and a column that was not assigned is not
+written back (one that was is written, even with an equal value).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ _UNREAD: Final[Any] = object()
 
 # The source record columns a state compares with what was read, to write only what changed.
 SOURCE_RECORD_TRACKED: Final = (
-    "attributes",
     "validation_errors",
     "lsn",
     "tx_id",
@@ -37,12 +37,15 @@ SOURCE_RECORD_TRACKED: Final = (
     "matcher_version",
     "updated_at",
 )
-SOURCE_RECORD_LAZY: Final = ("raw", "features", "link_explanation")
+SOURCE_RECORD_LAZY: Final = ("attributes", "raw", "features", "link_explanation")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def to_json(value: Any) -> str:
     """``value`` as JSON text for a JSONB column (compact; the database normalises it)."""
-    return json.dumps(value, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _decoded(text: str | None) -> Any:
@@ -53,6 +56,8 @@ class SourceRecordState:
     """One ``source_records`` row (see ``hub.tables.SourceRecordRow`` for the columns)."""
 
     __slots__ = (
+        "_attributes",
+        "_attributes_text",
         "_explanation",
         "_explanation_text",
         "_features",
@@ -61,7 +66,6 @@ class SourceRecordState:
         "_raw_text",
         "_read",
         "_replaced",
-        "attributes",
         "committed_at",
         "created_at",
         "deleted",
@@ -84,7 +88,6 @@ class SourceRecordState:
     system: str
     source_table: str
     pk: str | None
-    attributes: dict[str, Any]
     validation_errors: list[dict[str, Any]] | None
     lsn: int | None
     tx_id: int | None
@@ -111,13 +114,13 @@ class SourceRecordState:
         lsn: int | None = None,
         tx_id: int | None = None,
         deleted: bool = False,
-        attributes: dict[str, Any] | None = None,
         validation_errors: list[dict[str, Any]] | None = None,
         golden_id: int | None = None,
         link_score: float | None = None,
         link_decided_by: str | None = None,
         link_decided_at: datetime | None = None,
         matcher_version: str | None = None,
+        attributes_text: str | None = None,
         raw_text: str | None = None,
         features_text: str | None = None,
         explanation_text: str | None = None,
@@ -128,7 +131,6 @@ class SourceRecordState:
         self.system = system
         self.source_table = source_table
         self.pk = pk
-        self.attributes = {} if attributes is None else attributes
         self.validation_errors = validation_errors
         self.lsn = lsn
         self.tx_id = tx_id
@@ -141,9 +143,11 @@ class SourceRecordState:
         self.matcher_version = matcher_version
         self.created_at = created_at
         self.updated_at = updated_at
+        self._attributes_text = attributes_text
         self._raw_text = raw_text
         self._features_text = features_text
         self._explanation_text = explanation_text
+        self._attributes: Any = _UNREAD
         self._raw: Any = _UNREAD
         self._features: Any = _UNREAD
         self._explanation: Any = _UNREAD
@@ -151,11 +155,24 @@ class SourceRecordState:
         self._replaced: set[str] = set()
         self._read: tuple[Any, ...] | None = self.tracked() if read else None
         if not read:
+            self._attributes = {} if attributes_text is None else json.loads(attributes_text)
             self._raw = None if raw_text is None else json.loads(raw_text)
             self._features = {} if features_text is None else json.loads(features_text)
             self._explanation = None if explanation_text is None else json.loads(explanation_text)
 
     # --- the lazily decoded columns ------------------------------------------------------
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        if self._attributes is _UNREAD:
+            self._attributes = _decoded(self._attributes_text)
+        value: dict[str, Any] = self._attributes
+        return value
+
+    @attributes.setter
+    def attributes(self, value: dict[str, Any]) -> None:
+        self._attributes = value
+        self._replaced.add("attributes")
 
     @property
     def raw(self) -> dict[str, Any] | None:
@@ -206,7 +223,6 @@ class SourceRecordState:
 
     def tracked(self) -> tuple[Any, ...]:
         return (
-            self.attributes,
             self.validation_errors,
             self.lsn,
             self.tx_id,

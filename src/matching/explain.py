@@ -16,6 +16,7 @@ def explain_pair(pair: ScoredPair) -> dict[str, Any]:
     """
     model = pair.model
     spec = model.spec
+    compiled = model.comparisons  # their labels are computed once, not per explanation
     comparisons: list[dict[str, Any]] = []
     for k, comp in enumerate(spec.comparisons):
         level = pair.levels[k]
@@ -24,7 +25,7 @@ def explain_pair(pair: ScoredPair) -> dict[str, Any]:
             "name": comp.name,
             "fields": list(comp.fields),
             "level": level,
-            "label": "null" if level == 0 else comp.level_labels[level - 1],
+            "label": "null" if level == 0 else compiled[k].labels[level - 1],
             "weight": pair.contributions[k],
             "level_weight": 0.0 if level == 0 else model.level_weight(k, level),
             "tf_adjustment": pair.tf_adjustments[k],

@@ -51,7 +51,7 @@ from sqlmodel import Session, col
 from hub import repositories as repo
 from hub.errors import InvalidChangeError
 from hub.history import HistoryEventKind
-from hub.matcher import Matcher, MatchScore
+from hub.matcher import Matcher, MatchScore, PreparingMatcher
 from hub.model import (
     BatchPosition,
     CanonicalParty,
@@ -100,7 +100,51 @@ def newer(position: SourcePosition, row: SourceRecordState) -> bool:
 def json_safe(value: Any) -> Any:
     """``value`` as plain JSON types (a source may hand over dates or decimals), with NUL
     characters, which PostgreSQL cannot store in text or JSONB, shown as U+FFFD."""
-    return _without_nul(json.loads(json.dumps(value, default=str)))
+    try:
+        return _plain(value)
+    except _NotPlainError:
+        return _without_nul(json.loads(json.dumps(value, default=str)))
+
+
+class _NotPlainError(Exception):
+    """A value that only a JSON round trip makes plain."""
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _plain(value: Any) -> Any:
+    """What the JSON round trip of ``json_safe`` gives, for a value that is plain already
+    (str-keyed dicts, lists, tuples, str, int, float, bool, None), without the round trip."""
+    kind = type(value)
+    if kind is str:
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlainError
+            plain[key.replace("\x00", "\ufffd") if "\x00" in key else key] = _plain(item)
+        return plain
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in value]
+    raise _NotPlainError
+
+
+def _explanation(score: MatchScore) -> dict[str, Any]:
+    """The score's explanation, as stored. A matcher's explanation is plain JSON already (the
+    check is one C-encoded pass); only an odd one pays for ``json_safe``."""
+    explanation = score.explain()
+    try:
+        clean = "\\u0000" not in json.dumps(explanation)
+    except (TypeError, ValueError):
+        clean = False
+    if clean and type(explanation) is dict:
+        return explanation
+    safe: dict[str, Any] = json_safe(explanation)
+    return safe
 
 
 def _without_nul(value: Any) -> Any:
@@ -147,6 +191,9 @@ class BatchApply:
         self.record_keys: dict[int, tuple[str, ...]] = {}
         self.unchanged_links: set[int] = set()
         self.stale = self.invalid = self.deleted = self.applied = 0
+        self.preparing = matcher if isinstance(matcher, PreparingMatcher) else None
+        # Prepared features by source record id, with the features they were prepared from.
+        self.prepared: dict[int, tuple[dict[str, Any], Any]] = {}
 
     def run(
         self,
@@ -270,7 +317,6 @@ class BatchApply:
         committed_at = change.position.committed_at
         if committed_at.tzinfo is None or committed_at.utcoffset() is None:
             raise InvalidChangeError(change.key, "source commit time is not timezone-aware")
-        attributes = json_safe(dict(change.attributes))
         errors: list[dict[str, Any]] = []
         if not change.key.pk.strip():
             errors.append({"loc": "pk", "msg": "missing primary key", "type": "missing"})
@@ -279,7 +325,7 @@ class BatchApply:
                 {"loc": "pk", "msg": "primary key contains a NUL character", "type": "value_error"}
             )
         if change.op is ChangeOp.DELETE:
-            return _Prepared(change, attributes, errors or None, {}, ())
+            return _Prepared(change, json_safe(dict(change.attributes)), errors or None, {}, ())
         try:
             party = CanonicalParty.model_validate(change.attributes)
         except ValidationError as exc:
@@ -293,7 +339,7 @@ class BatchApply:
             )
             party = None
         if errors or party is None:
-            return _Prepared(change, attributes, errors, {}, ())
+            return _Prepared(change, json_safe(dict(change.attributes)), errors, {}, ())
         canonical = json_safe(party.to_attributes())
         features = json_safe(self.matcher.standardize(canonical))
         keys = tuple(sorted({_without_nul(k) for k in self.matcher.blocking_keys(features)}))
@@ -512,7 +558,7 @@ class BatchApply:
             chosen.golden_id,
             decided_by=DecidedBy.RULE,
             score=chosen.best.probability,
-            explanation=json_safe(chosen.best.explain()),
+            explanation=_explanation(chosen.best),
             matcher_version=self.matcher.version,
         )
         if (
@@ -531,13 +577,19 @@ class BatchApply:
         """Candidates grouped by golden record, best golden first (probability, then id)."""
         candidate_ids = sorted({i for key in p.keys for i in self.index.get(key, ())} - {row.id})
         by_golden: dict[int, list[tuple[MatchScore, int]]] = defaultdict(list)
+        mine: Any = None
         for candidate_id in candidate_ids:
             candidate = self.records[candidate_id]
             if candidate.golden_id is None or not self.work.is_locked(candidate.golden_id):
                 continue
             if self.work.status(candidate.golden_id) is not GoldenStatus.ACTIVE:
                 continue
-            score = self.matcher.score(p.features, candidate.features)
+            if self.preparing is None:
+                score = self.matcher.score(p.features, candidate.features)
+            else:
+                if mine is None:
+                    mine = self.preparing.prepare(p.features)
+                score = self.preparing.score_prepared(mine, self._prepared(candidate))
             by_golden[candidate.golden_id].append((score, candidate_id))
         scored = []
         for golden_id, scores in by_golden.items():
@@ -552,6 +604,17 @@ class BatchApply:
             )
         scored.sort(key=lambda s: (-s.best.probability, s.golden_id))
         return scored
+
+    def _prepared(self, record: SourceRecordState) -> Any:
+        """The record's prepared features, prepared once per batch (again if they change)."""
+        assert self.preparing is not None
+        features = record.features
+        cached = self.prepared.get(record.id)
+        if cached is not None and cached[0] is features:
+            return cached[1]
+        prepared = self.preparing.prepare(features)
+        self.prepared[record.id] = (features, prepared)
+        return prepared
 
     def _partners(self, record_id: int, kind: str) -> list[SourceRecordState]:
         partner_ids = [
@@ -581,7 +644,7 @@ class BatchApply:
                 "candidate_golden_id": scored.golden_id,
                 "candidate_source_record_id": scored.best_record_id,
                 "score": scored.best.probability,
-                "explanation": json_safe(scored.best.explain()),
+                "explanation": _explanation(scored.best),
                 "matcher_version": self.matcher.version,
                 "priority": round(scored.best.probability * 100),
                 "status": "open",
