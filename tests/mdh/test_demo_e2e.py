@@ -170,6 +170,7 @@ def test_a_second_run_resumes_without_a_new_snapshot(
 
     assert second.returncode == 0, second.output
     assert "sources already seeded: resuming" in second.output
+    assert "capture resumed from stored offsets" in second.output
     assert "seeded " not in second.output.replace("already seeded", "")
     events = sum(s["events"] for s in second.status["systems"])
     assert events < 20, second.status  # heartbeats and drain markers, no snapshot rows

@@ -175,7 +175,12 @@ def _watch(runner: DemoRunner, stop: threading.Event, duration: float | None) ->
             status = runner.poll()
             if status.phase == "live" and live_since is None:
                 live_since = time.monotonic()
-                message = f"snapshot in the hub after {status.snapshot_seconds:.1f}s; live traffic"
+                message = (
+                    f"capture resumed from stored offsets; hub up to date after"
+                    f" {status.snapshot_seconds:.1f}s; live traffic"
+                    if runner.capture_resumed
+                    else f"snapshot in the hub after {status.snapshot_seconds:.1f}s; live traffic"
+                )
                 (display.console if display else console).print(message, highlight=False)
             if display is not None:
                 display.update(_render(status))

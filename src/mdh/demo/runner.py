@@ -236,6 +236,10 @@ class DemoRunner:
         self.loops: dict[str, ApplyLoop] = {}
         self.snapshot_rows: dict[str, int] = {}
         self.snapshot_seconds: float | None = None
+        self.capture_resumed = False
+        """True when every source streams on from stored offsets (no snapshot this run)."""
+        self._offsets_stored = False
+        self._first_poll = True
         self.traffic_counts = TrafficCounts()
         self._traffic_stop = threading.Event()
         self._stop = threading.Event()
@@ -320,7 +324,7 @@ class DemoRunner:
                 connection.postgres_source(), self._capture_dir(connection.name), force=True
             )
             logger.info("reset %s: %s", connection.name, result)
-        for name in (STATUS_FILE, REPORT_FILE):
+        for name in (STATUS_FILE, REPORT_FILE, "traffic_runs"):
             (self.state_dir / name).unlink(missing_ok=True)
 
     def _connections(self) -> list[SourceConnection]:
@@ -340,6 +344,9 @@ class DemoRunner:
         assert self.hub is not None
         assert self.config.mappings is not None
         self.snapshot_rows = self._source_rows()
+        self._offsets_stored = all(
+            (self._capture_dir(c.name) / "offsets.dat").exists() for c in self._connections()
+        )
         self.references = ReferenceData({s: self.databases.url(s) for s in SYSTEMS})
         log_dir = self.home / "logs"
         for connection in self._connections():
@@ -430,7 +437,7 @@ class DemoRunner:
         assert self.generator is not None
         if self.options.rate <= 0:
             return
-        config = TrafficConfig(rate=self.options.rate, seed=self.generator.seed)
+        config = TrafficConfig(rate=self.options.rate, seed=self._traffic_seed())
         databases = self.databases
 
         def drive() -> None:
@@ -442,6 +449,22 @@ class DemoRunner:
         self._traffic.thread = threading.Thread(target=drive, name="mdh-demo-traffic")
         self._traffic.thread.start()
 
+    def _traffic_seed(self) -> int:
+        """A seed per run of the traffic: the world's seed and how many runs came before.
+
+        The same seed twice would draw the same Zuora ids (random, not a sequence) again on a
+        resumed world and collide with the rows the previous run inserted; each run counted
+        in ``traffic_runs`` gets its own, and a rerun of the same history the same ones.
+        """
+        assert self.generator is not None
+        counter = self.state_dir / "traffic_runs"
+        try:
+            runs = int(counter.read_text().strip())
+        except (OSError, ValueError):
+            runs = 0
+        counter.write_text(str(runs + 1))
+        return (self.generator.seed * 1_000_003 + runs) % 2**32
+
     # --- 3. poll -------------------------------------------------------------------------
 
     def poll(self) -> DemoStatus:
@@ -452,7 +475,12 @@ class DemoRunner:
         """
         self._check_parts()
         status = self._status()
-        if self._phase == "snapshot" and all(s.snapshot_done for s in status.systems):
+        complete = all(s.snapshot_done for s in status.systems)
+        if self._first_poll:
+            # Offsets alone do not say the snapshot finished: Debezium stores them during it.
+            self.capture_resumed = self._offsets_stored and complete
+            self._first_poll = False
+        if self._phase == "snapshot" and complete:
             self.snapshot_seconds = time.monotonic() - self.started_at
             self._phase = "live"
             self._start_traffic()
