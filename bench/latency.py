@@ -57,6 +57,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the standardizing workers)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def _attributes(record: Record) -> dict[str, Any]:
     return to_attributes({k: v for k, v in record.items() if k not in _META})
 
@@ -280,10 +289,12 @@ def part_batch(n: int) -> dict[str, Any]:
     del records
     gc.collect()
     rss_before = _peak_rss_mb()
+    cpu_before = _cpu_s()
     started = time.perf_counter()
     with _TreeMemory() as tree:
         run = run_matching(files, link=False, spec="customers")
     total_s = time.perf_counter() - started
+    cpu_s = _cpu_s() - cpu_before
     scores, _ = run.evaluate()
     return {
         "part": "batch",
@@ -292,6 +303,7 @@ def part_batch(n: int) -> dict[str, Any]:
         "train_s": run.seconds["train"],
         "dedupe_s": run.seconds["match"],
         "total_s": total_s,
+        "cpu_s": cpu_s,
         "candidate_pairs": len(run.result.pairs),
         "precision": scores.precision,
         "recall": scores.recall,
@@ -313,15 +325,18 @@ def part_splink_batch(n: int) -> dict[str, Any]:
     del records
     gc.collect()
     rss_before = _peak_rss_mb()
+    cpu_before = _cpu_s()
     started = time.perf_counter()
     run = run_splink([frame], ["records"], SPLINK_COLUMNS, "dedupe")
     total_s = time.perf_counter() - started
+    cpu_s = _cpu_s() - cpu_before
     clusters: pd.DataFrame = run.clusters
     scores = score_pairwise(list(clusters["cluster_id"]), [truth[i] for i in clusters["record_id"]])
     return {
         "part": "splink-batch",
         "records": len(frame),
         "total_s": total_s,
+        "cpu_s": cpu_s,
         "precision": scores.precision,
         "recall": scores.recall,
         "f1": scores.f1,
@@ -405,8 +420,9 @@ def _report(results: Sequence[dict[str, Any]]) -> None:
                 if r.get("peak_rss_tree_mb")
                 else ""
             )
+            cpu = f", {r['cpu_s']:.0f} CPU-s" if "cpu_s" in r else ""
             print(
-                f"| {r['part']} | {r['records']:,} | | | | total {r['total_s']:.0f} s "
+                f"| {r['part']} | {r['records']:,} | | | | total {r['total_s']:.0f} s{cpu} "
                 f"({phases}after generating the data), peak RSS {r['peak_rss_mb']:,.0f} MB "
                 f"(data alone {r['rss_before_mb']:,.0f} MB{workers}), pairwise P/R/F1 "
                 f"{r['precision']:.4f}/{r['recall']:.4f}/{r['f1']:.4f} |"
