@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -373,12 +373,27 @@ class _Table:
     fields: tuple[_Field, ...]
 
 
+WRITEBACK_MESSAGE_PREFIX = "mdh.writeback"
+"""Prefix of the transactional logical message (``pg_logical_emit_message``) that every
+write-back transaction of the outbox relay emits first (``cdc.targets.postgres``)."""
+_ECHOES_KEPT = 1024
+
+
 class ChangeMapper:
     """Applies validated source mappings to parsed envelopes.
 
     ``unmapped`` counts rows of tables without a mapping (``system/schema.table``);
     ``ignored`` counts messages that carry no row change (tombstones, heartbeats, logical
-    messages, truncates under ``truncate: ignore``), by operation.
+    messages, truncates under ``truncate: ignore``), by operation, and the hub's own
+    write-backs coming back (``echo``).
+
+    Echoes. A write-back transaction starts with a logical message prefixed
+    ``WRITEBACK_MESSAGE_PREFIX``, which the stream delivers before the transaction's row
+    changes, with the same transaction id. Row changes of such a transaction are the values
+    the hub wrote, coming back: recognised here and not applied, so they neither make a new
+    golden version nor make their source record look more recent to survivorship. (This needs
+    the message and the rows in one ordered stream: the embedded engine and replay files; Kafka
+    Connect puts messages on a topic of their own.)
     """
 
     def __init__(self, mappings: SourceMappings) -> None:
@@ -392,6 +407,8 @@ class ChangeMapper:
                 self._tables[(server, _qualify(name))] = _Table(system, name, table, fields)
         self.unmapped: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
+        self._echoes: dict[str, OrderedDict[int, None]] = {}
+        """Per source server: ids of the latest write-back transactions."""
 
     def map_change(self, envelope: ChangeEnvelope) -> SourceChange | None:
         """The hub change for one envelope, or None when there is nothing to apply.
@@ -401,12 +418,17 @@ class ChangeMapper:
                 a truncate under ``dead_letter``, or a row the mapping cannot handle.
         """
         op = envelope.op
+        if op is Operation.MESSAGE:
+            self._note_writeback(envelope)
         if op in (Operation.TOMBSTONE, Operation.HEARTBEAT, Operation.MESSAGE):
             self.ignored[op.value] += 1
             return None
         source = envelope.source
         if source is None:  # parse_message never builds a row change without one
             raise MappingFailedError("a row change without a source block")
+        if source.tx_id is not None and source.tx_id in self._echoes.get(source.name, ()):
+            self.ignored["echo"] += 1
+            return None
         known = self._sources.get(source.name)
         if known is None:
             raise UnknownSourceError(source.name, tuple(sorted(self._sources)))
@@ -445,6 +467,17 @@ class ChangeMapper:
             unchanged=unchanged,
             unavailable_columns=envelope.unavailable,
         )
+
+    def _note_writeback(self, envelope: ChangeEnvelope) -> None:
+        message, source = envelope.message, envelope.source
+        if message is None or message.prefix != WRITEBACK_MESSAGE_PREFIX:
+            return
+        if source is None or source.tx_id is None:
+            return
+        recent = self._echoes.setdefault(source.name, OrderedDict())
+        recent[source.tx_id] = None
+        while len(recent) > _ECHOES_KEPT:
+            recent.popitem(last=False)
 
 
 def _primary_key(columns: tuple[str, ...], envelope: ChangeEnvelope) -> str:

@@ -5,8 +5,8 @@ The relay (``cdc.relay``) sorts failures the way the apply loop does:
 - ``TargetUnavailableError``: the target cannot be reached or is overloaded (connection
   refused, timeout, HTTP 5xx/429, broker down). The row is retried with backoff and the
   relay pauses the whole target (the next rows would fail the same way).
-- ``DeliveryDeferredError``: this row cannot go *now* (a source row changed since the hub
-  last saw it, a lock conflict). Retried with backoff; the target goes on with other rows.
+- ``DeliveryDeferredError``: this row cannot go *now* (a lock held too long by someone else,
+  a deadlock). Retried with backoff; the target goes on with other rows.
 - ``DeliveryRejectedError``: the target refuses this payload for good (HTTP 4xx, a value its
   schema cannot take). Dead-lettered at once for this target only; other targets, and later
   versions of the same golden record, go on.

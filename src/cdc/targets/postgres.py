@@ -4,28 +4,30 @@ A delivery of golden record G to the target of source system S runs these steps,
 the correctness depends on:
 
 1. Read from the hub, in one snapshot, G's current state and every row of S that is or once
-   was linked to G, each with its current link (merges followed) and the row image the hub
-   last captured (``Publishing.writeback_state``).
-2. In one transaction of the source database, lock those rows (``FOR UPDATE``, in table and
-   key order, so relays writing overlapping rows take turns) and work out what each should
-   hold: its current golden id in the cross-reference column, and, when it is linked to G,
-   G's hub-owned fields (the mapped attributes; an absent value leaves the column alone, a
-   value longer than the column leaves it alone too).
-3. A field is overwritten only while the row still holds what the hub last captured (or holds
-   the new value already). A value the hub has not seen, a user's edit or an earlier
-   write-back whose change event has not come back yet, defers the delivery: it is retried
-   once the change has reached the hub, which by then may have made a newer version.
-4. Only rows that differ are updated: a repeated delivery writes nothing and makes no change
-   event.
+   was linked to G, each with its current link, merges followed
+   (``Publishing.writeback_state``).
+2. Open a transaction in the source database and, before its first update, emit the
+   transactional logical message ``mdh.writeback`` (``cdc.mapping.WRITEBACK_MESSAGE_PREFIX``): change capture
+   delivers it ahead of this transaction's row changes, with the same transaction id, and
+   the mapper recognises those changes as the hub's own and does not apply them. So the
+   write-back neither makes a new golden version nor makes the source record look more
+   recent to survivorship (no echo loop).
+3. Lock the rows (``FOR UPDATE``, in table and key order, so relays writing overlapping rows
+   take turns) and work out what each should hold: its current golden id in the
+   cross-reference column, and, when it is linked to G, G's hub-owned fields (the mapped
+   attributes; an absent value, or one longer than the column, leaves the column alone).
+4. Update only the rows that differ and commit: a repeated delivery writes nothing, not even
+   the message.
 
 Each delivery writes the current state, not its payload, so deliveries of different golden
-records can arrive in any order and every row still ends with its current link: a merged-away
+records may arrive in any order and every row still ends with its current link: a merged-away
 id is replaced by the survivor's (the deliveries of both records write it), rows split off by
 an unmerge get the new record's id, a row that left every golden record is cleared.
 
-No echo: the write changes the cross-reference column, which no source mapping reads, and
-fields to the golden record's values, which survivorship picks again; the change comes back
-through CDC and makes no new golden version (docs/publish.md: which fields are safe).
+The hub owns the fields it writes: a user's edit of one is overwritten by the next write-back.
+An edit made in the instant before a write-back is overwritten even so, but it is captured
+(it is not the hub's transaction): if that system is where the attribute's golden value comes
+from, the next golden version carries it and the write-back after it puts it back.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from cdc.mapping import WRITEBACK_MESSAGE_PREFIX
 from cdc.targets.base import (
     DeliveryDeferredError,
     DeliveryRejectedError,
@@ -199,17 +202,10 @@ class PostgresTarget(DeliveryTarget):
         conn = self._connection()
         try:
             with conn.transaction():
-                conflicts: list[str] = []
+                announced = False
                 for row in rows:
-                    conflict = self._write_row(conn, self._tables[row.table], row, state)
-                    if conflict is not None:
-                        conflicts.append(conflict)
-                if conflicts:
-                    # Nothing of this delivery is kept: it comes again, whole, after the
-                    # changes have reached the hub.
-                    raise DeliveryDeferredError(
-                        self.name,
-                        f"changed since the hub captured it: {'; '.join(conflicts[:3])}",
+                    announced = self._write_row(
+                        conn, self._tables[row.table], row, state, delivery, announced
                     )
         except _DEFERRING as exc:
             raise DeliveryDeferredError(self.name, _first_line(exc)) from exc
@@ -228,14 +224,17 @@ class PostgresTarget(DeliveryTarget):
         table: _Table,
         row: LinkedSourceRow,
         state: WritebackState,
-    ) -> str | None:
-        """Lock and update one row (steps 2-4); returns a conflict, or None."""
+        delivery: Delivery,
+        announced: bool,
+    ) -> bool:
+        """Lock and update one row (steps 3 and 4, and step 2 before the transaction's first
+        update); returns whether the transaction is announced now."""
         keys = row.pk.split(PK_SEPARATOR) if len(table.key) > 1 else [row.pk]
         if len(keys) != len(table.key):
             logger.warning(
                 "%s: %s key %r does not fit %s", self.name, table.label, row.pk, table.key
             )
-            return None
+            return announced
         where = sql.SQL(" AND ").join(
             sql.SQL("{} = CAST({} AS {})").format(
                 sql.Identifier(c.name), sql.Placeholder(), sql.SQL(c.type)
@@ -252,18 +251,17 @@ class PostgresTarget(DeliveryTarget):
         )
         found = conn.execute(read, keys).fetchone()
         if found is None:
-            return None  # deleted in the source; the hub hears of it through CDC
+            return announced  # deleted in the source; the hub hears of it through CDC
         current = dict(zip((c.name for c in table.read_columns), found, strict=True))
         wanted = self._wanted(table, row, state)
         changes = {c: v for c, v in wanted.items() if current[c.name] != v}
-        raw = row.raw or {}
-        for column in changes:
-            if column is table.golden_id:
-                continue
-            if current[column.name] != as_text(raw.get(column.name)):
-                return f"{table.label} {row.pk} {column.name}"
         if not changes:
-            return None
+            return announced
+        if not announced:
+            conn.execute(
+                "SELECT pg_logical_emit_message(true, %s, %s)",
+                (WRITEBACK_MESSAGE_PREFIX, delivery.idempotency_key),
+            )
         update = sql.SQL("UPDATE {} SET {} WHERE {}").format(
             table.relation,
             sql.SQL(", ").join(
@@ -275,7 +273,7 @@ class PostgresTarget(DeliveryTarget):
             where,
         )
         conn.execute(update, [*changes.values(), *keys])
-        return None
+        return True
 
     def _wanted(
         self, table: _Table, row: LinkedSourceRow, state: WritebackState

@@ -143,8 +143,6 @@ class LinkedSourceRow:
     golden_id: int | None
     """The active golden record it is linked to now (merges followed); None: not linked."""
     deleted: bool
-    raw: Mapping[str, Any] | None
-    """The row image the hub last captured."""
 
 
 @dataclass(frozen=True)
@@ -327,7 +325,7 @@ class Publishing:
 
     def writeback_state(self, golden_id: int, system: str) -> WritebackState:
         """A golden record's current state and every source row of ``system`` that is, or
-        once was, linked to it, each with its current link (merges followed) and raw image.
+        once was, linked to it, each with its current link (merges followed).
 
         Raises:
             GoldenRecordNotFoundError: no golden record ever had this id.
@@ -545,7 +543,7 @@ def _writeback_state(session: Session, golden_id: int, system: str) -> Writeback
         ever.update(data.get("sources_removed", ()))
     rows = session.execute(
         sa.text(
-            "SELECT source_table, pk, golden_id, deleted, raw FROM source_records"
+            "SELECT source_table, pk, golden_id, deleted FROM source_records"
             " WHERE system = :system AND pk IS NOT NULL"
             " AND (golden_id = :golden_id OR id = ANY(:ids)) ORDER BY source_table, pk"
         ).bindparams(_ids(sorted(ever))),
@@ -564,7 +562,6 @@ def _writeback_state(session: Session, golden_id: int, system: str) -> Writeback
                 pk=r.pk,
                 golden_id=None if r.deleted or r.golden_id is None else links.get(r.golden_id),
                 deleted=r.deleted,
-                raw=r.raw,
             )
             for r in rows
         ),
