@@ -438,14 +438,21 @@ def source_row(databases: DemoDatabases, key: SourceKey) -> dict[str, Any]:
     return row
 
 
-def demo_config(databases: DemoDatabases) -> Any:
-    """The shipped demo config with the demo write-back targets (the fixture file)."""
+def demo_config(databases: DemoDatabases, server_prefix: str = "") -> Any:
+    """The shipped demo config with the demo write-back targets (the fixture file).
+
+    ``server_prefix`` renames each source's Debezium server (``<prefix>crm``...), and so its
+    replication slot, which is per server, not per database: tests stay off the demo's slots.
+    """
     import yaml
 
     from mdh.config import parse_config
     from mdh.demo.runner import demo_config_path
 
     document = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
+    if server_prefix:
+        for system, source in document["sources"].items():
+            source["server_name"] = f"{server_prefix}{system}"
     document["targets"] = yaml.safe_load(DEMO_TARGETS_YAML.read_text(encoding="utf-8"))["targets"]
     environ = {
         "MDH_DEMO_CRM_URL": databases.crm,
