@@ -385,15 +385,21 @@ def write_source_records(session: Session, records: Iterable[SourceRecordState])
     """
     states = list(records)
     new = sorted((r for r in states if r.is_new), key=lambda r: r.id)
-    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    updates: dict[tuple[str, ...], list[tuple[int, str]]] = {}
     for record in states:
         if record.is_new:
             continue
         changed = tuple(record.changed_columns())
         if changed:
-            values = {name: _json_field(getattr(record, name)) for name in changed}
-            values["id"] = record.id
-            updates.setdefault(changed, []).append(values)
+            # The row as a JSON object, each JSON column as the text it was encoded to once.
+            fields = [f'"id":{record.id}']
+            for name in changed:
+                if name in _SOURCE_JSON_COLUMNS:
+                    text = record.json_text(name)
+                    fields.append(f'"{name}":{"null" if text is None else text}')
+                else:
+                    fields.append(f'"{name}":{to_json(_json_field(getattr(record, name)))}')
+            updates.setdefault(changed, []).append((record.id, "{" + ",".join(fields) + "}"))
     if new:
         copy_rows(
             session,
@@ -412,13 +418,13 @@ def write_source_records(session: Session, records: Iterable[SourceRecordState])
         columns = ", ".join(
             ["id bigint", *(f"{name} {_SOURCE_UPDATE_TYPES[name]}" for name in changed)]
         )
-        rows.sort(key=lambda row: int(row["id"]))
+        rows.sort()
         session.execute(
             sa.text(
                 f"UPDATE source_records s SET {assignments}"
                 f" FROM {_recordset(columns)} WHERE s.id = v.id"
             ),
-            {"rows": to_json(rows)},
+            {"rows": "[" + ",".join(text for _, text in rows) + "]"},
         )
     for record in states:
         record.mark_written()
@@ -429,9 +435,8 @@ def replace_blocking_keys(session: Session, keys_by_record: Mapping[int, Sequenc
     if not keys_by_record:
         return
     session.execute(
-        sa.delete(BlockingKeyRow).where(
-            any_of(col(BlockingKeyRow.source_record_id), sorted(keys_by_record))
-        )
+        sa.text("DELETE FROM blocking_keys WHERE source_record_id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": sorted(keys_by_record)},
     )
     copy_rows(
         session,
@@ -662,8 +667,10 @@ def replace_lineage(
     """Make the lineage of these golden records exactly ``rows``."""
     wanted = sorted(set(golden_ids))
     if wanted:
+        # Plain SQL: an ORM delete would fetch every deleted row to synchronise the session.
         session.execute(
-            sa.delete(AttributeLineageRow).where(any_of(col(AttributeLineageRow.golden_id), wanted))
+            sa.text("DELETE FROM attribute_lineage WHERE golden_id = ANY(CAST(:ids AS bigint[]))"),
+            {"ids": wanted},
         )
     copy_rows(
         session,
@@ -998,17 +1005,25 @@ _REVIEW_COLUMNS = {
 
 
 def add_review_tasks(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert review tasks in order; returns their ids."""
+    """Insert review tasks in order; returns their ids. A row may carry ``explanation_json``,
+    its explanation already encoded."""
     if not rows:
         return []
     names = ", ".join(_REVIEW_COLUMNS)
     columns = ", ".join(f"{name} {kind}" for name, kind in _REVIEW_COLUMNS.items())
+    encoded = []
+    for row in rows:
+        fields = []
+        for name in _REVIEW_COLUMNS:
+            text = row.get("explanation_json") if name == "explanation" else None
+            fields.append(f'"{name}":{text or to_json(_json_field(row.get(name)))}')
+        encoded.append("{" + ",".join(fields) + "}")
     result = session.execute(
         sa.text(
             f"INSERT INTO review_tasks ({names})"
             f" SELECT {names} FROM {_recordset(columns)} RETURNING id"
         ),
-        {"rows": to_json([{k: _json_field(v) for k, v in row.items()} for row in rows])},
+        {"rows": "[" + ",".join(encoded) + "]"},
     )
     return sorted(int(r[0]) for r in result)
 

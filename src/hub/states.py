@@ -20,9 +20,6 @@ import json
 from datetime import datetime
 from typing import Any, Final
 
-_UNREAD: Final[Any] = object()
-"""Marks a lazily decoded JSON column whose text has not been decoded yet."""
-
 # The source record columns a state compares with what was read, to write only what changed.
 SOURCE_RECORD_TRACKED: Final = (
     "validation_errors",
@@ -56,16 +53,10 @@ class SourceRecordState:
     """One ``source_records`` row (see ``hub.tables.SourceRecordRow`` for the columns)."""
 
     __slots__ = (
-        "_attributes",
-        "_attributes_text",
-        "_explanation",
-        "_explanation_text",
-        "_features",
-        "_features_text",
-        "_raw",
-        "_raw_text",
         "_read",
         "_replaced",
+        "_texts",
+        "_values",
         "committed_at",
         "created_at",
         "deleted",
@@ -126,7 +117,8 @@ class SourceRecordState:
         explanation_text: str | None = None,
         read: bool = False,
     ) -> None:
-        """A row: read from the database (``read``, JSON columns as text), or new."""
+        """A row read from the database (``read``, JSON columns as their text), or a new one
+        (empty attributes and features, no raw image, no explanation)."""
         self.id = id
         self.system = system
         self.source_table = source_table
@@ -143,77 +135,70 @@ class SourceRecordState:
         self.matcher_version = matcher_version
         self.created_at = created_at
         self.updated_at = updated_at
-        self._attributes_text = attributes_text
-        self._raw_text = raw_text
-        self._features_text = features_text
-        self._explanation_text = explanation_text
-        self._attributes: Any = _UNREAD
-        self._raw: Any = _UNREAD
-        self._features: Any = _UNREAD
-        self._explanation: Any = _UNREAD
-        # New rows write every column; read ones the columns that differ from ``_read``.
+        # The JSON text of each lazy column (None: SQL NULL, or not encoded yet) and, once
+        # decoded or assigned, its value.
+        self._texts: dict[str, str | None] = {
+            "attributes": attributes_text,
+            "raw": raw_text,
+            "features": features_text,
+            "link_explanation": explanation_text,
+        }
+        self._values: dict[str, Any] = {}
+        if not read:
+            self._values = {"attributes": {}, "raw": None, "features": {}, "link_explanation": None}
+        # New rows write every column; read ones the columns that differ from ``_read`` and
+        # the lazy columns that were assigned.
         self._replaced: set[str] = set()
         self._read: tuple[Any, ...] | None = self.tracked() if read else None
-        if not read:
-            self._attributes = {} if attributes_text is None else json.loads(attributes_text)
-            self._raw = None if raw_text is None else json.loads(raw_text)
-            self._features = {} if features_text is None else json.loads(features_text)
-            self._explanation = None if explanation_text is None else json.loads(explanation_text)
 
-    # --- the lazily decoded columns ------------------------------------------------------
+    def _get(self, column: str) -> Any:
+        values = self._values
+        if column not in values:
+            text = self._texts[column]
+            values[column] = None if text is None else json.loads(text)
+        return values[column]
+
+    def assign(self, column: str, value: Any, text: str | None = None) -> None:
+        """Set a JSON column; ``text``, when given, is ``value`` already encoded."""
+        self._values[column] = value
+        self._texts[column] = text
+        self._replaced.add(column)
 
     @property
     def attributes(self) -> dict[str, Any]:
-        if self._attributes is _UNREAD:
-            self._attributes = _decoded(self._attributes_text)
-        value: dict[str, Any] = self._attributes
+        value: dict[str, Any] = self._get("attributes")
         return value
 
     @attributes.setter
     def attributes(self, value: dict[str, Any]) -> None:
-        self._attributes = value
-        self._replaced.add("attributes")
+        self.assign("attributes", value)
 
     @property
     def raw(self) -> dict[str, Any] | None:
-        if self._raw is _UNREAD:
-            self._raw = _decoded(self._raw_text)
-        value: dict[str, Any] | None = self._raw
+        value: dict[str, Any] | None = self._get("raw")
         return value
 
     @raw.setter
     def raw(self, value: dict[str, Any] | None) -> None:
-        self._raw = value
-        self._replaced.add("raw")
+        self.assign("raw", value)
 
     @property
     def features(self) -> dict[str, Any]:
-        if self._features is _UNREAD:
-            self._features = _decoded(self._features_text)
-        value: dict[str, Any] = self._features
+        value: dict[str, Any] = self._get("features")
         return value
 
     @features.setter
     def features(self, value: dict[str, Any]) -> None:
-        self._features = value
-        self._replaced.add("features")
-
-    @property
-    def features_text(self) -> str | None:
-        """The stored JSON text of ``features`` while they are the stored ones, else None."""
-        return None if "features" in self._replaced else self._features_text
+        self.assign("features", value)
 
     @property
     def link_explanation(self) -> dict[str, Any] | None:
-        if self._explanation is _UNREAD:
-            self._explanation = _decoded(self._explanation_text)
-        value: dict[str, Any] | None = self._explanation
+        value: dict[str, Any] | None = self._get("link_explanation")
         return value
 
     @link_explanation.setter
     def link_explanation(self, value: dict[str, Any] | None) -> None:
-        self._explanation = value
-        self._replaced.add("link_explanation")
+        self.assign("link_explanation", value)
 
     # --- what to write -------------------------------------------------------------------
 
@@ -250,25 +235,21 @@ class SourceRecordState:
         return changed
 
     def json_text(self, column: str) -> str | None:
-        """A JSON column as text to write (None: SQL NULL)."""
-        if column == "raw":
-            return None if self.raw is None else to_json(self.raw)
-        if column == "features":
-            return to_json(self.features)
-        if column == "link_explanation":
-            explanation = self.link_explanation
-            return None if explanation is None else to_json(explanation)
-        if column == "attributes":
-            return to_json(self.attributes)
+        """A JSON column as the text to write (None: SQL NULL); encoded at most once."""
         if column == "validation_errors":
-            return None if self.validation_errors is None else to_json(self.validation_errors)
-        raise KeyError(column)
+            errors = self.validation_errors
+            return None if errors is None else to_json(errors)
+        text = self._texts[column]
+        if text is None:
+            value = self._get(column)
+            if value is not None:
+                text = to_json(value)
+                self._texts[column] = text
+        return text
 
     def mark_written(self) -> None:
         """What is in memory is now what is stored."""
         self._read = self.tracked()
-        if "features" in self._replaced:
-            self._features_text = None  # replaced: the stored text is not at hand any more
         self._replaced.clear()
 
 

@@ -238,16 +238,24 @@ class GoldenWork:
         decided_by: DecidedBy,
         score: float | None = None,
         explanation: Mapping[str, Any] | None = None,
+        explanation_json: str | None = None,
         matcher_version: str | None = None,
     ) -> None:
-        """Link ``record`` to ``golden_id`` (unlinking it from where it was)."""
+        """Link ``record`` to ``golden_id`` (unlinking it from where it was).
+
+        ``explanation_json``, when given, is ``explanation`` already encoded as JSON.
+        """
         self.records.setdefault(record.id, record)
         if record.golden_id is not None and record.golden_id != golden_id:
             self._touched[record.golden_id].members.discard(record.id)
             self._dirty.add(record.golden_id)
         record.golden_id = golden_id
         record.link_score = score
-        record.link_explanation = None if explanation is None else dict(explanation)
+        record.assign(
+            "link_explanation",
+            None if explanation is None else dict(explanation),
+            None if explanation is None else explanation_json,
+        )
         record.link_decided_by = decided_by.value
         record.link_decided_at = self.now
         record.matcher_version = matcher_version

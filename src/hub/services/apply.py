@@ -42,6 +42,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,7 +65,7 @@ from hub.model import (
 )
 from hub.records import ApplyResult, DeadLetter
 from hub.services._golden_work import GoldenWork, record_position
-from hub.states import SourceRecordState
+from hub.states import SourceRecordState, to_json
 from hub.tables import ReviewTaskRow
 
 REVIEW_CANDIDATES_PER_RECORD = 3
@@ -133,18 +134,19 @@ def _plain(value: Any) -> Any:
     raise _NotPlainError
 
 
-def _explanation(score: MatchScore) -> dict[str, Any]:
-    """The score's explanation, as stored. A matcher's explanation is plain JSON already (the
-    check is one C-encoded pass); only an odd one pays for ``json_safe``."""
+def _explanation(score: MatchScore) -> tuple[dict[str, Any], str]:
+    """The score's explanation as stored, and its JSON text. A matcher's explanation is plain
+    JSON already, so it is encoded once and used as it is; only an odd one (other types, NUL
+    characters) goes through ``json_safe``."""
     explanation = score.explain()
     try:
-        clean = "\\u0000" not in json.dumps(explanation)
+        text: str | None = to_json(explanation)
     except (TypeError, ValueError):
-        clean = False
-    if clean and type(explanation) is dict:
-        return explanation
-    safe: dict[str, Any] = json_safe(explanation)
-    return safe
+        text = None
+    if text is None or "\\u0000" in text or type(explanation) is not dict:
+        explanation = json_safe(explanation)
+        text = to_json(explanation)
+    return explanation, text
 
 
 def _without_nul(value: Any) -> Any:
@@ -553,12 +555,14 @@ class BatchApply:
 
     def _relink(self, row: SourceRecordState, chosen: _Scored) -> None:
         previous = row.golden_id
+        explanation, explanation_json = _explanation(chosen.best)
         self.work.link(
             row,
             chosen.golden_id,
             decided_by=DecidedBy.RULE,
             score=chosen.best.probability,
-            explanation=_explanation(chosen.best),
+            explanation=explanation,
+            explanation_json=explanation_json,
             matcher_version=self.matcher.version,
         )
         if (
@@ -636,6 +640,7 @@ class BatchApply:
         if pair in self.open_pairs:
             return
         self.open_pairs.add(pair)
+        explanation, explanation_json = _explanation(scored.best)
         self.review_rows.append(
             {
                 "kind": "source_vs_golden",
@@ -644,7 +649,8 @@ class BatchApply:
                 "candidate_golden_id": scored.golden_id,
                 "candidate_source_record_id": scored.best_record_id,
                 "score": scored.best.probability,
-                "explanation": _explanation(scored.best),
+                "explanation": explanation,
+                "explanation_json": explanation_json,
                 "matcher_version": self.matcher.version,
                 "priority": round(scored.best.probability * 100),
                 "status": "open",
@@ -665,6 +671,7 @@ class BatchApply:
                 col(ReviewTaskRow.status).in_(("open", "deferred")),
             )
             .values(status="superseded")
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -679,14 +686,18 @@ def _latest_per_key(changes: Iterable[SourceChange]) -> list[SourceChange]:
         seen = latest.get(change.key)
         if seen is None or change.position.sort_key() > seen.position.sort_key():
             latest[change.key] = change if seen is None else _carry_unchanged(seen, change)
-    ordered = [*latest.values(), *keyless]
-    ordered.sort(
-        key=lambda c: (
-            c.position.sort_key(),
-            str(c.key),
-            json.dumps(c.raw, default=str, sort_keys=True),
-        )
+    # Order: position, key, then the raw image. Changes rarely tie on (position, key) (keyed
+    # ones never do: one per key), so the raw image is encoded only for those that do.
+    decorated = sorted(
+        ((c.position.sort_key(), str(c.key), c) for c in [*latest.values(), *keyless]),
+        key=lambda item: item[:2],
     )
+    ordered: list[SourceChange] = []
+    for _, tied in groupby(decorated, key=lambda item: item[:2]):
+        run = [c for _, _, c in tied]
+        if len(run) > 1:
+            run.sort(key=lambda c: json.dumps(c.raw, default=str, sort_keys=True))
+        ordered.extend(run)
     return ordered
 
 
