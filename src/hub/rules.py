@@ -92,19 +92,12 @@ class Rule(BaseModel):
             raise ValueError(f"{self.kind} takes no systems")
         return self
 
-    _name: str = PrivateAttr(default="")
-
-    def model_post_init(self, context: Any, /) -> None:
-        # Survivorship names the deciding rule in every lineage entry: built once.
-        if not self.systems:
-            self._name = str(self.kind)
-        else:
-            self._name = f"{self.kind}({'>'.join(str(ref) for ref in self.systems)})"
-
     @property
     def name(self) -> str:
         """The name recorded in attribute lineage, e.g. ``source_priority(erp>billing)``."""
-        return self._name
+        if not self.systems:
+            return str(self.kind)
+        return f"{self.kind}({'>'.join(str(ref) for ref in self.systems)})"
 
 
 RuleChain = tuple[Rule, ...]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from hub.model import (
@@ -29,13 +30,38 @@ from hub.model import (
     SurvivedRecord,
     is_empty_value,
 )
-from hub.rules import Rule, RuleKind, SurvivorshipRules
+from hub.rules import RuleKind, SourceRef, SurvivorshipRules
 
 STEWARD_PIN = "steward_pin"
 """The rule name recorded in lineage for a pinned attribute."""
 
 TIE_BREAK = "tie_break"
 """The rule name recorded when the chain could not separate candidates with different values."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One rule of a chain as ``survive`` reads it: the rule models' derived attributes
+    (name, the chain per attribute) cost more to read on every call than deciding."""
+
+    kind: RuleKind
+    systems: tuple[SourceRef, ...]
+    allow_empty: bool
+    name: str
+
+
+@lru_cache(maxsize=32)
+def _plan(rules: SurvivorshipRules) -> tuple[str, tuple[tuple[tuple[_Step, ...], bool], ...]]:
+    """The rule set's version and, per golden attribute in ``GOLDEN_ATTRIBUTES`` order, its
+    chain and whether any of its rules takes empty values."""
+    chains = []
+    for attribute in GOLDEN_ATTRIBUTES:
+        steps = tuple(
+            _Step(rule.kind, rule.systems, rule.allow_empty, rule.name)
+            for rule in rules.chain_for(attribute)
+        )
+        chains.append((steps, any(step.allow_empty for step in steps)))
+    return rules.version, tuple(chains)
 
 
 @dataclass(slots=True)  # not frozen: built 17 times per source per call, and private
@@ -67,10 +93,10 @@ def survive(
         ``allow_empty`` rule deliberately left empty.
     """
     ranked = _rank(sources)
-    version = rules.version
+    version, chains = _plan(rules)
     attributes: dict[str, Any] = {}
     lineage: dict[str, AttributeLineage] = {}
-    for attribute in GOLDEN_ATTRIBUTES:
+    for attribute, (chain, takes_empty) in zip(GOLDEN_ATTRIBUTES, chains, strict=True):
         pin = pins.get(attribute)
         if pin is not None:
             entry = AttributeLineage(
@@ -86,12 +112,17 @@ def survive(
                 pinned_by=pin.pinned_by,
             )
         else:
+            values = [source.attributes.get(attribute) for source in ranked]
+            present = [not is_empty_value(value) for value in values]
+            if not takes_empty and not any(present):
+                continue  # no source has it and no rule keeps an empty value: no lineage
             candidates = [
-                _Candidate(rank, source, value, not is_empty_value(value))
-                for rank, source in enumerate(ranked)
-                for value in (source.attributes.get(attribute),)
+                _Candidate(rank, source, value, is_present)
+                for rank, (source, value, is_present) in enumerate(
+                    zip(ranked, values, present, strict=True)
+                )
             ]
-            found = _decide(attribute, candidates, rules.chain_for(attribute), version)
+            found = _decide(attribute, candidates, chain, version)
             if found is None:
                 continue
             entry = found
@@ -113,10 +144,10 @@ def _rank(sources: Sequence[SourceSnapshot]) -> list[SourceSnapshot]:
 
 
 def _decide(
-    attribute: str, candidates: list[_Candidate], chain: Sequence[Rule], version: str
+    attribute: str, candidates: list[_Candidate], chain: Sequence[_Step], version: str
 ) -> AttributeLineage | None:
     current = candidates
-    decided_by: Rule | None = None
+    decided_by: _Step | None = None
     for rule in chain:
         eligible = current if rule.allow_empty else [c for c in current if c.present]
         if not eligible:
@@ -148,7 +179,7 @@ def _decide(
     )
 
 
-def _narrow(rule: Rule, eligible: list[_Candidate]) -> list[_Candidate]:
+def _narrow(rule: _Step, eligible: list[_Candidate]) -> list[_Candidate]:
     """The candidates ``rule`` prefers, in rank order; empty when the rule cannot apply."""
     kind = rule.kind
     if kind is RuleKind.SOURCE_PRIORITY:
@@ -175,7 +206,7 @@ def _narrow(rule: Rule, eligible: list[_Candidate]) -> list[_Candidate]:
 
 
 def _union(
-    attribute: str, eligible: list[_Candidate], rule: Rule, version: str
+    attribute: str, eligible: list[_Candidate], rule: _Step, version: str
 ) -> AttributeLineage | None:
     """The de-duplicated union of the candidates' lists.
 
