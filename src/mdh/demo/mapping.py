@@ -8,11 +8,15 @@ before it reaches the hub:
    phone on the account's bill-to contact. Every account gets the bill-to contact's address;
    an Individual account (the bill-to contact *is* the customer) also its given and family
    name, e-mail and phone. A Business account does not take the e-mail and phone, which are
-   the accounts-payable person's, who is a party of their own. An empty ``customertype__c``
-   is inferred: a VAT id, or a name that is not the bill-to person's, means a business.
+   the accounts-payable person's, who is a party of their own; it takes the company's web
+   domain from that e-mail address instead (as ``website``, unless it is a free-mail
+   provider's). An empty ``customertype__c`` is inferred: a VAT id, or a name that is not the
+   bill-to person's, means a business.
 2. **Contact persons get E.164 phones.** ``crm.contact`` and ``erp.knvk`` hold national phone
-   numbers without a country; the country of their account (``crm.account.billingcountry``,
-   ``erp.kna1.land1``) turns them into E.164, so they compare with the other systems'.
+   numbers without a country; the country of their customer's address (``crm.account``,
+   ``erp.kna1``) turns them into E.164, so they compare with the other systems'. Only the
+   country: with the customer's whole address, colleagues (same street, postcode, city and
+   e-mail domain) looked more alike than their different names could outweigh.
 3. **Conditional fields.** A person keeps its name in given/family name (``legal_name`` is
    dropped), an organisation has no given/family name. An SAP person whose NAME2 is empty has
    "GIVEN FAMILY" or "FAMILY, GIVEN" in NAME1: it stays whole in ``legal_name`` for the
@@ -32,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -43,7 +47,13 @@ from cdc.envelope import ChangeEnvelope, Operation, SourceInfo
 from cdc.errors import PoisonMessageError
 from cdc.mapping import ChangeMapper, SourceMappings
 from hub.model import ChangeOp, SourceChange
-from matching.standardize import split_name_parts, standardize_person_name, standardize_phone
+from matching.standardize import (
+    is_free_mail_domain,
+    split_name_parts,
+    standardize_domain,
+    standardize_person_name,
+    standardize_phone,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +216,10 @@ class DemoChangeMapper(ChangeMapper):
             for name in (*_PERSON_NAME_FIELDS, "emails", "phones"):
                 if bill_to.get(name):
                     attributes[name] = bill_to[name]
+        elif not attributes.get("website"):
+            domain = _company_domain(bill_to.get("emails") or ())
+            if domain is not None:
+                attributes["website"] = domain
         return _names_by_kind(attributes)
 
     def _contact(self, attributes: Attributes, parent: _Reference, column: str) -> Attributes:
@@ -262,6 +276,15 @@ def _bill_to_part(attributes: Mapping[str, Any]) -> Attributes:
 def _address_part(attributes: Mapping[str, Any]) -> Attributes:
     """What a contact person takes from their customer."""
     return {"addresses": attributes["addresses"]} if attributes.get("addresses") else {}
+
+
+def _company_domain(emails: Sequence[str]) -> str | None:
+    """The registrable domain of the first address that is not at a free-mail provider."""
+    for email in emails:
+        domain = standardize_domain(email)
+        if domain is not None and not is_free_mail_domain(domain):
+            return domain
+    return None
 
 
 def _infer_billing_kind(attributes: Attributes, bill_to: Attributes) -> str:
