@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mdh.commands import cdc, connectors, db, demo, keys, match, publish, report, serve
+from mdh.commands import cdc, connectors, db, demo, dlq, keys, match, publish, report, serve
 
 app = typer.Typer(
     name="mdh",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(cdc.app, name="cdc")
+app.add_typer(dlq.app, name="dlq")
 app.command(name="match")(match.match)
 app.command(name="demo")(demo.demo)
 app.add_typer(keys.app, name="keys")
