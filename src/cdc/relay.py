@@ -8,11 +8,12 @@ worker repeats, and its correctness depends on this order:
 2. For each row in id order: skip it (settled, nothing sent) when the target does not take its
    event; otherwise, if the lease leaves room for a whole attempt, deliver it, else hand it and
    the rest back unattempted.
-3. Settle each row as soon as its outcome is known, before the next delivery: delivered, with
-   the acknowledgement time; failed, due again after an exponential backoff with jitter
-   computed from the row's attempts; dead when that was its last attempt (``max_attempts``)
-   or when the target rejected the payload. Only a settled row lets the next version of its
-   golden record be claimed, so versions reach each target in order.
+3. Settle each row: a failure at once, due again after an exponential backoff with jitter
+   computed from the row's attempts, or dead when that was its last attempt
+   (``max_attempts``) or the target rejected the payload; acknowledgements (each with its own
+   time) together, every ``ack_batch`` rows or ``ack_wait`` seconds and before the next claim.
+   Only a settled row lets the next version of its golden record be claimed, so versions
+   reach each target in order (a claim holds at most one version per golden record).
 4. When the target is unavailable, hand back the rows not yet attempted (their attempt is not
    counted) and pause the whole target for a backoff that grows while it stays unavailable;
    one probe per pause, not one failure per row.
@@ -73,6 +74,9 @@ class RelaySettings:
     """How long a claimed row is this relay's; deliveries must finish well inside it."""
     idle_wait: float = 0.1
     """Seconds between claims while nothing is due (the pick-up delay of a new change)."""
+    ack_batch: int = 50
+    ack_wait: float = 0.1
+    """Acknowledgements are recorded together, at most this many or this late (seconds)."""
     hub_retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(initial_seconds=0.5, max_seconds=30.0)
     )
@@ -108,6 +112,7 @@ class _Worker:
         self.unavailable = 0
         """Consecutive times the target was found unavailable (the pause grows with it)."""
         self.hub_failures = 0
+        self._acknowledged: list[tuple[Delivery, datetime]] = []
 
     @property
     def publishing(self) -> Publishing:
@@ -132,6 +137,12 @@ class _Worker:
 
     def deliver_due(self) -> int:
         """One claim and its deliveries; returns how many rows were claimed."""
+        try:
+            return self._deliver_claimed()
+        finally:
+            self._record_acknowledged()
+
+    def _deliver_claimed(self) -> int:
         settings = self.relay.settings
         deliveries = self.publishing.claim(
             self.target.name,
@@ -180,14 +191,27 @@ class _Worker:
             return
         acknowledged_at = self.relay.clock()
         self.unavailable = 0
-        if not self.publishing.mark_delivered(delivery, acknowledged_at):
-            logger.warning(
-                "%s: %s was delivered after its lease ran out; another relay has it now",
-                self.target.name,
-                delivery.idempotency_key,
-            )
+        self._acknowledged.append((delivery, acknowledged_at))
         self.counts.delivered += 1
         self.counts.last_delivered_at = acknowledged_at
+        settings = self.relay.settings
+        oldest = self._acknowledged[0][1]
+        if len(self._acknowledged) >= settings.ack_batch or (
+            (acknowledged_at - oldest).total_seconds() >= settings.ack_wait
+        ):
+            self._record_acknowledged()
+
+    def _record_acknowledged(self) -> None:
+        if not self._acknowledged:
+            return
+        batch, self._acknowledged = self._acknowledged, []
+        recorded = self.publishing.mark_all_delivered(batch)
+        if recorded < len(batch):
+            logger.warning(
+                "%s: %d deliveries finished after their lease ran out; another relay has them",
+                self.target.name,
+                len(batch) - recorded,
+            )
 
     def _failed(self, delivery: Delivery, error: TargetError) -> None:
         if delivery.attempts >= self.target.delivery.max_attempts:

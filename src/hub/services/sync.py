@@ -255,13 +255,32 @@ class Publishing:
 
     def mark_delivered(self, delivery: Delivery, acknowledged_at: datetime) -> bool:
         """Record the target's acknowledgement; False when the lease was lost (step 3)."""
-        return self._settle(
-            "mark delivered",
-            "delivered_at = :at, acknowledged_at = coalesce(acknowledged_at, :at),"
-            " last_error = NULL",
-            delivery,
-            at=acknowledged_at,
+        return self.mark_all_delivered([(delivery, acknowledged_at)]) == 1
+
+    def mark_all_delivered(self, acknowledged: Sequence[tuple[Delivery, datetime]]) -> int:
+        """Record several acknowledgements in one statement; returns how many still held
+        their lease (the others belong to another relay now, step 3)."""
+        if not acknowledged:
+            return 0
+        statement = sa.text(
+            "UPDATE outbox o SET delivered_at = a.at,"
+            " acknowledged_at = coalesce(o.acknowledged_at, a.at), last_error = NULL,"
+            " claimed_by = NULL"
+            " FROM unnest(:ids, :tokens, :ats) AS a(id, token, at)"
+            " WHERE o.id = a.id AND o.claimed_by = a.token"
+            " AND o.delivered_at IS NULL AND o.dead_at IS NULL"
+        ).bindparams(
+            _ids([d.id for d, _ in acknowledged]),
+            sa.bindparam("tokens", [d.lease_token for d, _ in acknowledged], type_=ARRAY(sa.Text)),
+            sa.bindparam(
+                "ats", [at for _, at in acknowledged], type_=ARRAY(sa.DateTime(timezone=True))
+            ),
         )
+
+        def work(session: Session) -> int:
+            return _count(session.execute(statement))
+
+        return self._write("mark delivered", work)
 
     def mark_skipped(self, delivery: Delivery) -> bool:
         """The target does not take this event: settled without sending anything."""
