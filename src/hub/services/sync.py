@@ -175,6 +175,7 @@ class Publishing:
         self.engine = engine
         self.clock = clock
         self.attempts = attempts
+        self._single_statement = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def _write(self, operation: str, work: Callable[[Session], T]) -> T:
         return run_in_transaction(self.engine, operation, work, attempts=self.attempts)
@@ -349,7 +350,13 @@ class Publishing:
         Raises:
             GoldenRecordNotFoundError: no golden record ever had this id.
         """
-        return self._read("writeback state", lambda s: _writeback_state(s, golden_id, system))
+        # One statement sees one snapshot: no transaction round trips needed.
+        return run_in_transaction(
+            self._single_statement,
+            "writeback state",
+            lambda s: _writeback_state(s, golden_id, system),
+            attempts=self.attempts,
+        )
 
     # --- operators (mdh publish) ---------------------------------------------------------
 
@@ -546,64 +553,59 @@ def _percentiles(
     )
 
 
+_WRITEBACK_STATE = sa.text(
+    """
+    WITH RECURSIVE
+    ever AS (
+      SELECT DISTINCT CAST(e AS bigint) AS id
+      FROM golden_history h,
+           jsonb_array_elements_text(coalesce(h.data -> 'sources_added', '[]'::jsonb)
+                                     || coalesce(h.data -> 'sources_removed', '[]'::jsonb)) AS e
+      WHERE h.golden_id = :golden_id
+    ),
+    linked AS (
+      SELECT s.source_table, s.pk, s.golden_id, s.deleted FROM source_records s
+      WHERE s.system = :system AND s.pk IS NOT NULL
+        AND (s.golden_id = :golden_id OR s.id IN (SELECT id FROM ever))
+    ),
+    chain (start, id, status, merged_into, depth) AS (
+      SELECT g.id, g.id, g.status, g.merged_into, 0 FROM golden_records g
+      WHERE g.id IN (SELECT golden_id FROM linked)
+      UNION ALL
+      SELECT c.start, g.id, g.status, g.merged_into, c.depth + 1
+      FROM chain c JOIN golden_records g ON g.id = c.merged_into
+      WHERE c.status = 'merged' AND c.depth < 1000
+    )
+    SELECT g.version, g.status, g.attributes,
+      (SELECT coalesce(jsonb_agg(jsonb_build_array(l.source_table, l.pk,
+                 CASE WHEN l.deleted THEN NULL ELSE c.id END, l.deleted)
+               ORDER BY l.source_table, l.pk), '[]'::jsonb)
+       FROM linked l LEFT JOIN chain c ON c.start = l.golden_id AND c.status = 'active') AS rows
+    FROM golden_records g WHERE g.id = :golden_id
+    """
+)
+"""One statement (one snapshot): the golden record, and the rows of the system that are or
+once were linked to it (its history's sources added and removed), each with its active golden
+record now (merges followed; NULL when deleted, unlinked or retired)."""
+
+
 def _writeback_state(session: Session, golden_id: int, system: str) -> WritebackState:
-    golden = session.execute(
-        sa.text("SELECT id, version, status, attributes FROM golden_records WHERE id = :id"),
-        {"id": golden_id},
+    found = session.execute(
+        _WRITEBACK_STATE, {"golden_id": golden_id, "system": system}
     ).one_or_none()
-    if golden is None:
+    if found is None:
         raise GoldenRecordNotFoundError(golden_id)
-    history = session.execute(
-        sa.text("SELECT data FROM golden_history WHERE golden_id = :id"), {"id": golden_id}
-    ).scalars()
-    ever: set[int] = set()
-    for data in history:
-        ever.update(data.get("sources_added", ()))
-        ever.update(data.get("sources_removed", ()))
-    rows = session.execute(
-        sa.text(
-            "SELECT source_table, pk, golden_id, deleted FROM source_records"
-            " WHERE system = :system AND pk IS NOT NULL"
-            " AND (golden_id = :golden_id OR id = ANY(:ids)) ORDER BY source_table, pk"
-        ).bindparams(_ids(sorted(ever))),
-        {"system": system, "golden_id": golden_id},
-    ).all()
-    links = _resolve(session, {r.golden_id for r in rows if r.golden_id is not None})
-    status = GoldenStatus(golden.status)
+    status = GoldenStatus(found.status)
     return WritebackState(
         golden_id=golden_id,
-        version=golden.version,
+        version=found.version,
         status=status,
-        attributes=dict(golden.attributes) if status is GoldenStatus.ACTIVE else {},
+        attributes=dict(found.attributes) if status is GoldenStatus.ACTIVE else {},
         rows=tuple(
-            LinkedSourceRow(
-                table=r.source_table,
-                pk=r.pk,
-                golden_id=None if r.deleted or r.golden_id is None else links.get(r.golden_id),
-                deleted=r.deleted,
-            )
-            for r in rows
+            LinkedSourceRow(table=table, pk=pk, golden_id=linked, deleted=deleted)
+            for table, pk, linked, deleted in found.rows
         ),
     )
-
-
-def _resolve(session: Session, golden_ids: set[int]) -> dict[int, int | None]:
-    """Each id's active golden record, following ``merged_into`` (None: retired)."""
-    statement = sa.text(
-        """
-        WITH RECURSIVE chain (start, id, status, merged_into, depth) AS (
-          SELECT g.id, g.id, g.status, g.merged_into, 0
-          FROM golden_records g WHERE g.id = ANY(:ids)
-          UNION ALL
-          SELECT c.start, g.id, g.status, g.merged_into, c.depth + 1
-          FROM chain c JOIN golden_records g ON g.id = c.merged_into
-          WHERE c.status = 'merged' AND c.depth < 1000
-        )
-        SELECT start, id FROM chain WHERE status = 'active'
-        """
-    ).bindparams(_ids(sorted(golden_ids)))
-    active = {row.start: row.id for row in session.execute(statement)} if golden_ids else {}
-    return {golden_id: active.get(golden_id) for golden_id in golden_ids}
 
 
 __all__ = [
