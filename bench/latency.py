@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from matching import MatchIndex, MatchModel, default_spec, train
 from matching.metrics import score_pairwise
-from mdh.file_matching import InputFile, run_matching, standardize_files, to_attributes
+from mdh.file_matching import InputFile, run_matching, standardize_files
+from mdh.row_features import to_attributes
 from synthetic import Record, generate_customers, new_arrivals, with_duplicates
 
 TRAINING_SAMPLE = 100_000

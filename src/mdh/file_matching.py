@@ -48,6 +48,7 @@ from matching.metrics import (
     score_pairwise,
     summarize_duplicates,
 )
+from mdh.row_features import RowChunk, standardize_rows
 
 # Canonical field -> what a column mapped onto it should hold (used in error messages).
 CANONICAL_FIELDS: dict[str, str] = {
@@ -395,20 +396,6 @@ def _check_ids(path: Path, column: str, record_ids: Sequence[str]) -> None:
         seen.add(record_id)
 
 
-def to_attributes(
-    fields: Mapping[str, str | None], *, default_country: str | None = None
-) -> dict[str, Any]:
-    """One row's canonical fields as the flat record ``standardize_record`` reads.
-
-    Canonical field names are the names the standardizer understands, so the row passes
-    through with its empty values dropped and the default country filled in.
-    """
-    attributes: dict[str, Any] = {name: value for name, value in fields.items() if value}
-    if default_country and not attributes.get("country"):
-        attributes["country"] = default_country
-    return attributes
-
-
 # --- running the engine -----------------------------------------------------------------------
 
 # Canonical field -> the feature a readable value of it produces, for type checks.
@@ -505,26 +492,7 @@ class MatchRun:
         return pairwise, score_bcubed(self.cluster_ids, truth)
 
 
-def _standardize_rows(
-    task: tuple[tuple[str, ...], list[tuple[str | None, ...]], str | None],
-) -> list[dict[str, Any]]:
-    """Features of a chunk of rows (top-level, so worker processes can run it)."""
-    from matching.features import standardize_record
-
-    names, rows, default_country = task
-    return [
-        dict(
-            standardize_record(
-                to_attributes(dict(zip(names, row, strict=True)), default_country=default_country)
-            )
-        )
-        for row in rows
-    ]
-
-
-def _chunks(
-    file: InputFile, default_country: str | None
-) -> Iterator[tuple[tuple[str, ...], list[tuple[str | None, ...]], str | None]]:
+def _chunks(file: InputFile, default_country: str | None) -> Iterator[RowChunk]:
     names = tuple(file.fields)
     rows = list(zip(*(file.fields[name] for name in names), strict=True))
     for start in range(0, len(rows), _CHUNK_ROWS):
@@ -532,11 +500,15 @@ def _chunks(
 
 
 def standardize_files(
-    files: Sequence[InputFile], default_country: str | None, progress: Progress | None
+    files: Sequence[InputFile],
+    default_country: str | None,
+    progress: Progress | None,
+    *,
+    workers: int = 0,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Features of every record, in input order, and warnings about unreadable values.
 
-    Big inputs are standardized in chunks by one process per core.
+    Big inputs are standardized in chunks by ``workers`` processes (0: one per core).
 
     The first chunk of each file is type-checked as soon as it is done, so a column mapped
     to the wrong field fails fast rather than after the whole file.
@@ -544,7 +516,8 @@ def standardize_files(
     progress = progress or Progress(disable=True)
     total = sum(len(f) for f in files)
     task = progress.add_task("standardizing", total=total)
-    workers = min(os.cpu_count() or 1, _MAX_WORKERS) if total >= _PARALLEL_FROM else 1
+    cores = os.cpu_count() or 1
+    workers = min(workers or cores, _MAX_WORKERS) if total >= _PARALLEL_FROM else 1
     # Spawned (not forked) workers: a fork would share, then gradually copy, the parent's
     # whole heap (every input row) although a worker only needs its chunk.
     pool = (
@@ -558,7 +531,7 @@ def standardize_files(
     try:
         for file in files:
             file_features: list[dict[str, Any]] = []
-            for chunk in run(_standardize_rows, _chunks(file, default_country)):
+            for chunk in run(standardize_rows, _chunks(file, default_country)):
                 if not file_features:
                     _check_typed_columns(file, chunk)
                 file_features.extend(chunk)
@@ -645,19 +618,22 @@ def run_matching(
     default_country: str | None = None,
     seed: int = 0,
     progress: Progress | None = None,
-    want_pairs: bool = False,
+    workers: int = 0,
 ) -> MatchRun:
     """Standardize every record, train (unless a model is given), then dedupe or link.
+
+    Args:
+        workers: processes for standardizing and threads for comparisons (0: all cores).
 
     Raises:
         InputError: a typed column that cannot be read, or an unreadable spec or model.
     """
-    del want_pairs  # the scored pairs are kept either way; writing them is the caller's call
+    threads = workers or -1  # the engine's spelling of "all cores"
     progress = progress or Progress(disable=True)
     model, match_spec = _load_model(spec, model_path)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    features, warnings = standardize_files(files, default_country, progress)
+    features, warnings = standardize_files(files, default_country, progress, workers=workers)
     seconds["standardize"] = time.perf_counter() - started
     sources = [file.source for file in files for _ in range(len(file))]
     record_ids = [record_id for file in files for record_id in file.record_ids]
@@ -673,12 +649,13 @@ def run_matching(
             groups=groups,
             seed=seed,
             u_pairs=min(_U_PAIRS, _possible_pairs(files, link)),
+            workers=threads,
         )
         seconds["train"] = time.perf_counter() - started
         progress.update(task, total=1, completed=1)
     task = progress.add_task("matching", total=None)
     started = time.perf_counter()
-    result = dedupe(model, features, ids=list(range(len(features))), groups=groups)
+    result = dedupe(model, features, ids=list(range(len(features))), groups=groups, workers=threads)
     seconds["match"] = time.perf_counter() - started
     progress.update(task, total=1, completed=1)
     return MatchRun(

@@ -126,6 +126,10 @@ def match(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the training samples.")] = 0,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=0, help="Processes/threads to use (0: every core)."),
+    ] = 0,
 ) -> None:
     """Find duplicate records in files (or links across them) and write clusters.
 
@@ -154,7 +158,7 @@ def match(
                 default_country=country,
                 seed=seed,
                 progress=progress,
-                want_pairs=pairs is not None,
+                workers=workers,
             )
         elapsed = time.perf_counter() - started
     except InputError as exc:
