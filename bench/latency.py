@@ -305,6 +305,7 @@ def part_batch(n: int) -> dict[str, Any]:
         "dedupe_s": run.seconds["match"],
         "total_s": total_s,
         "cpu_s": cpu_s,
+        "cpu_phases_s": run.cpu_seconds,
         "candidate_pairs": len(run.result.pairs),
         "precision": scores.precision,
         "recall": scores.recall,
@@ -408,12 +409,18 @@ def _report(results: Sequence[dict[str, Any]]) -> None:
                 f"train {r['train_s']:.1f} s |"
             )
         else:
-            phases = (
-                f"standardize {r['standardize_s']:.0f} s, train {r['train_s']:.0f} s, "
-                f"dedupe {r['dedupe_s']:.0f} s, "
-                if r["part"] == "batch"
-                else ""
-            )
+            phases = ""
+            if r["part"] == "batch":
+                cpu_phases = r.get("cpu_phases_s", {})
+                phases = ", ".join(
+                    f"{label} {r[key]:.0f} s ({cpu_phases.get(name, float('nan')):.0f} CPU-s)"
+                    for label, key, name in (
+                        ("standardize", "standardize_s", "standardize"),
+                        ("train", "train_s", "train"),
+                        ("dedupe", "dedupe_s", "match"),
+                    )
+                )
+                phases += ", "
             # ru_maxrss of the children is useless here: it counts the parent's pages each
             # worker held between fork and exec. The tree is sampled instead.
             workers = (

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -425,6 +426,8 @@ class MatchRun:
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per phase: ``standardize``, ``train`` (absent with a given model), ``match``."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU time per phase, worker processes included."""
 
     def __post_init__(self) -> None:
         several = len(self.files) > 1
@@ -609,6 +612,26 @@ def _possible_pairs(files: Sequence[InputFile], link: bool) -> int:
     return total * (total - 1) // 2
 
 
+class _PhaseClock:
+    """Wall and CPU time per phase; CPU counts finished worker processes too."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @staticmethod
+    def _cpu() -> float:
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), self._cpu()
+        yield
+        self.wall[name] = time.perf_counter() - wall
+        self.cpu[name] = self._cpu() - cpu
+
+
 def run_matching(
     files: Sequence[InputFile],
     *,
@@ -631,10 +654,9 @@ def run_matching(
     threads = workers or -1  # the engine's spelling of "all cores"
     progress = progress or Progress(disable=True)
     model, match_spec = _load_model(spec, model_path)
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    features, warnings = standardize_files(files, default_country, progress, workers=workers)
-    seconds["standardize"] = time.perf_counter() - started
+    clock = _PhaseClock()
+    with clock.phase("standardize"):
+        features, warnings = standardize_files(files, default_country, progress, workers=workers)
     sources = [file.source for file in files for _ in range(len(file))]
     record_ids = [record_id for file in files for record_id in file.record_ids]
     groups = sources if link else None
@@ -642,21 +664,21 @@ def run_matching(
         if len(features) < 2:
             raise InputError(files[0].path, "expected at least two records to train a model")
         task = progress.add_task("training", total=None)
-        started = time.perf_counter()
-        model = train(
-            match_spec,
-            features,
-            groups=groups,
-            seed=seed,
-            u_pairs=min(_U_PAIRS, _possible_pairs(files, link)),
-            workers=threads,
-        )
-        seconds["train"] = time.perf_counter() - started
+        with clock.phase("train"):
+            model = train(
+                match_spec,
+                features,
+                groups=groups,
+                seed=seed,
+                u_pairs=min(_U_PAIRS, _possible_pairs(files, link)),
+                workers=threads,
+            )
         progress.update(task, total=1, completed=1)
     task = progress.add_task("matching", total=None)
-    started = time.perf_counter()
-    result = dedupe(model, features, ids=list(range(len(features))), groups=groups, workers=threads)
-    seconds["match"] = time.perf_counter() - started
+    with clock.phase("match"):
+        result = dedupe(
+            model, features, ids=list(range(len(features))), groups=groups, workers=threads
+        )
     progress.update(task, total=1, completed=1)
     return MatchRun(
         files=list(files),
@@ -667,5 +689,6 @@ def run_matching(
         result=result,
         link=link,
         warnings=warnings,
-        seconds=seconds,
+        seconds=clock.wall,
+        cpu_seconds=clock.cpu,
     )
