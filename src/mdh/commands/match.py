@@ -258,8 +258,12 @@ def _print_summary(run: MatchRun, elapsed: float) -> None:
 
 def _print_truth_metrics(run: MatchRun, column: str) -> None:
     pairwise, bcubed = run.evaluate()
-    scope = " (pairs across files only)" if run.link else ""
-    table = Table(title=f"Against the truth column {column!r}{scope}", title_justify="left")
+    table = Table(
+        title=f"Against the truth column {column!r}",
+        title_justify="left",
+        caption="pairwise: pairs across files only" if run.link else None,
+        caption_justify="left",
+    )
     for name in ("metric", "precision", "recall", "F1"):
         table.add_column(name, justify="left" if name == "metric" else "right")
     table.add_row(
