@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, select
@@ -21,18 +25,17 @@ from hub.model import Pin, SourceKey, SourcePosition
 from hub.records import DeadLetter
 from hub.states import GoldenState, SourceRecordState, to_json
 from hub.tables import (
-    AppliedPositionRow,
     AttributeLineageRow,
     BlockingKeyRow,
-    DeadLetterRow,
     GoldenHistoryRow,
-    GoldenPinRow,
     GoldenRecordRow,
     MatchConstraintRow,
     OutboxRow,
     ReviewTaskRow,
     SourceRecordRow,
 )
+
+T = TypeVar("T")
 
 
 def any_of(column: Any, values: Sequence[Any], element: Any = sa.BigInteger) -> Any:
@@ -41,27 +44,141 @@ def any_of(column: Any, values: Sequence[Any], element: Any = sa.BigInteger) -> 
     return column == sa.any_(sa.literal(list(values), type_=ARRAY(element)))
 
 
-def copy_rows(
-    session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    """Append ``rows`` to ``table`` with ``COPY``: the cheapest way to insert many rows
-    (several times less client and server work than a multi-row ``INSERT``). Only for rows
-    that cannot conflict; JSONB values go in as JSON text (``states.to_json``)."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    driver = session.connection().connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+# --- statements sent together --------------------------------------------------------------
+
+COPY_MIN_ROWS = 200
+"""From this many rows an insert goes as ``COPY``; fewer go in the batch's pipeline."""
+
+
+class Pending(Generic[T]):
+    """The result of a statement queued in a ``SqlBatch``, read once the batch was sent."""
+
+    def __init__(self, cursor: psycopg.Cursor[Any], convert: Callable[[list[Any]], T]) -> None:
+        self._cursor = cursor
+        self._convert = convert
+
+    def result(self) -> T:
+        return self._convert(self._cursor.fetchall())
+
+
+class SqlBatch:
+    """Statements sent to the database together, in order, in one round trip (psycopg's
+    pipeline mode); results are read after ``send`` (leaving the ``with`` block sends).
+
+    Each statement still runs on its own, in order, with its own snapshot: a read queued after
+    a lock sees what the lock holder committed, as if sent alone. A statement failing aborts
+    those after it, and the error comes out of ``send``.
+
+    Large inserts go as ``COPY``, which a pipeline cannot carry: what was queued before is
+    sent first, so the order holds. Nothing else may use the session's connection while
+    statements are queued.
+    """
+
+    def __init__(self, session: Session) -> None:
+        driver = session.connection().connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        self._connection: psycopg.Connection[Any] = driver
+        self._pipeline: AbstractContextManager[psycopg.Pipeline] | None = None
+
+    def __enter__(self) -> SqlBatch:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            with _as_sqlalchemy_error("pipelined statements"):
+                pipeline.__exit__(kind, error, traceback)
+
+    def execute(self, query: str, params: Mapping[str, Any] | None = None) -> psycopg.Cursor[Any]:
+        """Queue a statement (psycopg ``%(name)s`` parameters)."""
+        if self._pipeline is None:
+            self._pipeline = self._connection.pipeline()
+            self._pipeline.__enter__()
+        cursor = self._connection.cursor()
+        cursor.execute(query.encode(), params)
+        return cursor
+
+    def query(
+        self, query: str, params: Mapping[str, Any], convert: Callable[[list[Any]], T]
+    ) -> Pending[T]:
+        """Queue a statement whose rows ``convert`` turns into its result."""
+        return Pending(self.execute(query, params), convert)
+
+    def send(self) -> None:
+        """Send what is queued and wait for every reply."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            with _as_sqlalchemy_error("pipelined statements"):
+                pipeline.__exit__(None, None, None)
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """Insert ``rows`` (values in ``columns`` order, (name, SQL type) each; a JSONB value
+        as its JSON text). Many rows go as ``COPY`` (the cheapest way, for client and server),
+        a few as one queued ``INSERT`` over a JSON array (no extra round trip)."""
+        if not rows:
+            return
+        names = [name for name, _ in columns]
+        if len(rows) >= COPY_MIN_ROWS:
+            self.send()
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+            )
+            with (
+                _as_sqlalchemy_error(f"COPY {table}"),
+                self._connection.cursor() as cursor,
+                cursor.copy(statement) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        # A JSONB value goes in wrapped in a one-element array, so that SQL NULL (a bare JSON
+        # null) and a JSON null value (``[null]``) stay apart.
+        json_columns = [kind == "jsonb" for _, kind in columns]
+        encoded = []
         for row in rows:
-            copy.write_row(row)
+            fields = [
+                ("null" if value is None else f"[{value}]")
+                if is_json
+                else to_json(_json_field(value))
+                for value, is_json in zip(row, json_columns, strict=True)
+            ]
+            encoded.append("[" + ",".join(fields) + "]")
+        selected = ", ".join(
+            f"CAST(e.r -> {i} -> 0 AS jsonb)" if kind == "jsonb" else f"CAST(e.r ->> {i} AS {kind})"
+            for i, (_, kind) in enumerate(columns)
+        )
+        self.execute(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
+            " FROM json_array_elements(CAST(%(rows)s AS json)) WITH ORDINALITY AS e(r, n)"
+            " ORDER BY e.n",
+            {"rows": "[" + ",".join(encoded) + "]"},
+        )
+
+
+@contextmanager
+def _as_sqlalchemy_error(statement: str) -> Iterator[None]:
+    """Driver errors of statements sent past SQLAlchemy, as SQLAlchemy raises them (what
+    ``services._tx`` sorts into retries and hub errors)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise sa_exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 def _recordset(columns: str) -> str:
-    """``json_to_recordset`` over the ``:rows`` parameter (one JSON array of objects): how
-    set-based updates and upserts get their rows in one parameter, encoded by the C JSON
-    encoder instead of one array per column."""
-    return f"json_to_recordset(CAST(:rows AS json)) AS v({columns})"
+    """``json_to_recordset`` over the ``%(rows)s`` parameter (one JSON array of objects): how
+    set-based updates get their rows in one parameter, encoded by the C JSON encoder instead
+    of one array per column."""
+    return f"json_to_recordset(CAST(%(rows)s AS json)) AS v({columns})"
+
+
+def _json_field(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 # --- locks -------------------------------------------------------------------------------
@@ -79,13 +196,19 @@ def advisory_lock(session: Session, lock_ids: Iterable[int]) -> None:
     One statement: ``unnest`` yields the sorted array in order and the aggregate calls the lock
     function row by row, so the locks are granted in that order.
     """
+    with SqlBatch(session) as batch:
+        queue_advisory_lock(batch, lock_ids)
+
+
+def queue_advisory_lock(batch: SqlBatch, lock_ids: Iterable[int]) -> None:
+    """``advisory_lock`` queued in a batch: the statements queued after it run once the locks
+    are granted."""
     ordered = sorted(set(lock_ids))
-    if not ordered:
-        return
-    session.execute(
-        sa.text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:ids AS bigint[])) AS k"),
-        {"ids": ordered},
-    )
+    if ordered:
+        batch.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(%(ids)s AS bigint[])) AS k",
+            {"ids": ordered},
+        )
 
 
 # --- source records ----------------------------------------------------------------------
@@ -183,17 +306,13 @@ def members_of(session: Session, golden_ids: Iterable[int]) -> list[SourceRecord
     return list(session.exec(statement))
 
 
-def allocate_source_record_ids(session: Session, count: int) -> list[int]:
-    if count <= 0:
-        return []
-    rows = session.execute(
-        sa.text(
-            "SELECT nextval(pg_get_serial_sequence('source_records', 'id'))"
-            " FROM generate_series(1, :n)"
-        ),
-        {"n": count},
+def queue_allocate_ids(batch: SqlBatch, table: str, count: int) -> Pending[list[int]]:
+    """``count`` new ids from ``table``'s id sequence, ascending."""
+    return batch.query(
+        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %(n)s)",
+        {"n": max(count, 0)},
+        lambda rows: sorted(int(r[0]) for r in rows),
     )
-    return sorted(int(r[0]) for r in rows)
 
 
 # The columns of a SourceRecordState, in its constructor's order; raw, features and the link
@@ -245,117 +364,120 @@ def _key_arrays(keys: Iterable[SourceKey]) -> dict[str, list[str]] | None:
 
 _BY_KEYS = (
     " FROM source_records s"
-    " JOIN unnest(CAST(:systems AS text[]), CAST(:tables AS text[]), CAST(:pks AS text[]))"
-    " AS k(system, source_table, pk)"
+    " JOIN unnest(CAST(%(systems)s AS text[]), CAST(%(tables)s AS text[]),"
+    " CAST(%(pks)s AS text[])) AS k(system, source_table, pk)"
     " ON s.system = k.system AND s.source_table = k.source_table AND s.pk = k.pk"
 )
+_NO_KEYS: dict[str, list[str]] = {"systems": [], "tables": [], "pks": []}
+
+
+def _states_by_key(rows: list[Any]) -> dict[SourceKey, SourceRecordState]:
+    return {SourceKey(r[1], r[2], r[3]): _state(r) for r in rows}
 
 
 def source_states_by_keys(
     session: Session, keys: Iterable[SourceKey]
 ) -> dict[SourceKey, SourceRecordState]:
     """The stored rows of these source keys, as states (see ``hub.states``)."""
-    params = _key_arrays(keys)
-    if params is None:
-        return {}
-    rows = session.execute(sa.text(f"SELECT {_STATE_COLUMNS}{_BY_KEYS}"), params)
-    return {SourceKey(r[1], r[2], r[3]): _state(r) for r in rows}
+    with SqlBatch(session) as batch:
+        pending = queue_source_states_by_keys(batch, keys)
+    return pending.result()
+
+
+def queue_source_states_by_keys(
+    batch: SqlBatch, keys: Iterable[SourceKey]
+) -> Pending[dict[SourceKey, SourceRecordState]]:
+    return batch.query(
+        f"SELECT {_STATE_COLUMNS}{_BY_KEYS}", _key_arrays(keys) or _NO_KEYS, _states_by_key
+    )
 
 
 def source_state(session: Session, source_record_id: int) -> SourceRecordState | None:
-    row = session.execute(
-        sa.text(f"SELECT {_STATE_COLUMNS} FROM source_records s WHERE s.id = :id"),
-        {"id": source_record_id},
-    ).first()
-    return None if row is None else _state(row)
+    with SqlBatch(session) as batch:
+        pending = batch.query(
+            f"SELECT {_STATE_COLUMNS} FROM source_records s WHERE s.id = %(id)s",
+            {"id": source_record_id},
+            lambda rows: [_state(r) for r in rows],
+        )
+    found = pending.result()
+    return found[0] if found else None
 
 
 def source_state_by_key(session: Session, key: SourceKey) -> SourceRecordState | None:
     return source_states_by_keys(session, [key]).get(key)
 
 
-def member_states(session: Session, golden_ids: Iterable[int]) -> list[SourceRecordState]:
+@dataclass(frozen=True)
+class GoldenQuery:
+    """Golden records named by a query the database evaluates when the statement runs (so
+    locking them and reading them needs no round trip to learn their ids first)."""
+
+    sql: str
+    """A ``SELECT`` of golden ids."""
+    params: Mapping[str, Any]
+
+
+GoldenIds = Iterable[int] | GoldenQuery
+
+
+def _golden_condition(golden_ids: GoldenIds) -> tuple[str, Mapping[str, Any]]:
+    """``<column> <condition>`` matching these golden records, and its parameters."""
+    if isinstance(golden_ids, GoldenQuery):
+        return f"IN ({golden_ids.sql})", golden_ids.params
+    return "= ANY(CAST(%(golden_ids)s AS bigint[]))", {"golden_ids": sorted(set(golden_ids))}
+
+
+def goldens_of_batch(keys: Iterable[SourceKey], blocking_keys: Sequence[str]) -> GoldenQuery:
+    """The golden records of a batch: those of its stored rows, of the records sharing one of
+    its blocking keys, and of the constraint partners of its rows."""
+    return GoldenQuery(
+        "WITH s AS (SELECT s.id, s.golden_id" + _BY_KEYS + ")"
+        " SELECT golden_id FROM s"
+        " UNION SELECT c.golden_id FROM blocking_keys b"
+        " JOIN source_records c ON c.id = b.source_record_id"
+        " WHERE b.key = ANY(CAST(%(keys)s AS text[]))"
+        " UNION SELECT p.golden_id FROM match_constraints m"
+        " JOIN source_records p"
+        " ON p.id IN (m.left_source_record_id, m.right_source_record_id)"
+        " WHERE m.left_source_record_id IN (SELECT id FROM s)"
+        " OR m.right_source_record_id IN (SELECT id FROM s)",
+        {**(_key_arrays(keys) or _NO_KEYS), "keys": list(blocking_keys)},
+    )
+
+
+def queue_member_states(batch: SqlBatch, golden_ids: GoldenIds) -> Pending[list[SourceRecordState]]:
     """The source records linked to these golden records, as states, in id order."""
-    wanted = sorted(set(golden_ids))
-    if not wanted:
-        return []
-    rows = session.execute(
-        sa.text(
-            f"SELECT {_STATE_COLUMNS} FROM source_records s"
-            " WHERE s.golden_id = ANY(CAST(:ids AS bigint[])) ORDER BY s.id"
-        ),
-        {"ids": wanted},
+    condition, params = _golden_condition(golden_ids)
+    return batch.query(
+        f"SELECT {_STATE_COLUMNS} FROM source_records s WHERE s.golden_id {condition}"
+        " ORDER BY s.id",
+        params,
+        lambda rows: [_state(r) for r in rows],
     )
-    return [_state(r) for r in rows]
 
 
-def source_links_by_keys(
-    session: Session, keys: Iterable[SourceKey]
-) -> dict[SourceKey, tuple[int, int | None]]:
-    """(id, golden id) of the stored rows of these source keys."""
-    params = _key_arrays(keys)
-    if params is None:
-        return {}
-    rows = session.execute(
-        sa.text(f"SELECT s.system, s.source_table, s.pk, s.id, s.golden_id{_BY_KEYS}"), params
-    )
-    return {SourceKey(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
-
-
-def golden_ids_of(session: Session, source_record_ids: Iterable[int]) -> dict[int, int | None]:
-    """The golden id (None: unlinked) of each of these source records."""
-    wanted = sorted(set(source_record_ids))
-    if not wanted:
-        return {}
-    rows = session.execute(
-        sa.text("SELECT id, golden_id FROM source_records WHERE id = ANY(CAST(:ids AS bigint[]))"),
-        {"ids": wanted},
-    )
-    return {r[0]: r[1] for r in rows}
-
-
-def blocking_candidates(session: Session, keys: Sequence[str]) -> list[tuple[str, int, int | None]]:
+def queue_blocking_candidates(
+    batch: SqlBatch, keys: Sequence[str]
+) -> Pending[list[tuple[str, int, int | None]]]:
     """(key, source record id, its golden id) for every stored blocking key among ``keys``."""
-    if not keys:
-        return []
-    rows = session.execute(
-        sa.text(
-            "SELECT b.key, b.source_record_id, s.golden_id FROM blocking_keys b"
-            " JOIN source_records s ON s.id = b.source_record_id"
-            " WHERE b.key = ANY(CAST(:keys AS text[]))"
-        ),
+    return batch.query(
+        "SELECT b.key, b.source_record_id, s.golden_id FROM blocking_keys b"
+        " JOIN source_records s ON s.id = b.source_record_id"
+        " WHERE b.key = ANY(CAST(%(keys)s AS text[]))",
         {"keys": list(keys)},
+        lambda rows: [(r[0], r[1], r[2]) for r in rows],
     )
-    return [(r[0], r[1], r[2]) for r in rows]
 
 
-_SOURCE_INSERT_COLUMNS = (
-    "id",
-    "system",
-    "source_table",
-    "pk",
-    "raw",
-    "attributes",
-    "features",
-    "validation_errors",
-    "lsn",
-    "tx_id",
-    "committed_at",
-    "deleted",
-    "golden_id",
-    "link_score",
-    "link_explanation",
-    "link_decided_by",
-    "link_decided_at",
-    "matcher_version",
-    "created_at",
-    "updated_at",
-)
-_SOURCE_JSON_COLUMNS = frozenset(
-    {"raw", "attributes", "features", "validation_errors", "link_explanation"}
-)
-_SOURCE_UPDATE_TYPES = {
+# Column types of the rows the write path inserts (``SqlBatch.insert``), in insert order.
+_SOURCE_TYPES = {
+    "id": "bigint",
+    "system": "text",
+    "source_table": "text",
+    "pk": "text",
+    "raw": "jsonb",
     "attributes": "jsonb",
+    "features": "jsonb",
     "validation_errors": "jsonb",
     "lsn": "bigint",
     "tx_id": "bigint",
@@ -363,22 +485,19 @@ _SOURCE_UPDATE_TYPES = {
     "deleted": "boolean",
     "golden_id": "bigint",
     "link_score": "double precision",
+    "link_explanation": "jsonb",
     "link_decided_by": "text",
     "link_decided_at": "timestamptz",
     "matcher_version": "text",
+    "created_at": "timestamptz",
     "updated_at": "timestamptz",
-    "raw": "jsonb",
-    "features": "jsonb",
-    "link_explanation": "jsonb",
 }
+_SOURCE_COLUMNS = tuple(_SOURCE_TYPES.items())
+_SOURCE_JSON_COLUMNS = frozenset(name for name, kind in _SOURCE_COLUMNS if kind == "jsonb")
 
 
-def _json_field(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def write_source_records(session: Session, records: Iterable[SourceRecordState]) -> None:
-    """Insert the new source records (``COPY``) and update the changed columns of the others.
+def write_source_records(batch: SqlBatch, records: Iterable[SourceRecordState]) -> None:
+    """Insert the new source records and update the changed columns of the others.
 
     Updates are grouped by the set of columns that changed, one statement per group; a column
     not changed in memory is not written, so a concurrent change to it is not overwritten.
@@ -400,53 +519,46 @@ def write_source_records(session: Session, records: Iterable[SourceRecordState])
                 else:
                     fields.append(f'"{name}":{to_json(_json_field(getattr(record, name)))}')
             updates.setdefault(changed, []).append((record.id, "{" + ",".join(fields) + "}"))
-    if new:
-        copy_rows(
-            session,
-            "source_records",
-            _SOURCE_INSERT_COLUMNS,
-            (
-                tuple(
-                    r.json_text(c) if c in _SOURCE_JSON_COLUMNS else getattr(r, c)
-                    for c in _SOURCE_INSERT_COLUMNS
-                )
-                for r in new
-            ),
-        )
+    batch.insert(
+        "source_records",
+        _SOURCE_COLUMNS,
+        [
+            tuple(
+                r.json_text(name) if name in _SOURCE_JSON_COLUMNS else getattr(r, name)
+                for name, _ in _SOURCE_COLUMNS
+            )
+            for r in new
+        ],
+    )
     for changed, rows in sorted(updates.items()):
         assignments = ", ".join(f"{name} = v.{name}" for name in changed)
-        columns = ", ".join(
-            ["id bigint", *(f"{name} {_SOURCE_UPDATE_TYPES[name]}" for name in changed)]
-        )
+        columns = ", ".join(["id bigint", *(f"{name} {_SOURCE_TYPES[name]}" for name in changed)])
         rows.sort()
-        session.execute(
-            sa.text(
-                f"UPDATE source_records s SET {assignments}"
-                f" FROM {_recordset(columns)} WHERE s.id = v.id"
-            ),
+        batch.execute(
+            f"UPDATE source_records s SET {assignments}"
+            f" FROM {_recordset(columns)} WHERE s.id = v.id",
             {"rows": "[" + ",".join(text for _, text in rows) + "]"},
         )
     for record in states:
         record.mark_written()
 
 
-def replace_blocking_keys(session: Session, keys_by_record: Mapping[int, Sequence[str]]) -> None:
+def replace_blocking_keys(batch: SqlBatch, keys_by_record: Mapping[int, Sequence[str]]) -> None:
     """Make the blocking keys of these records exactly the given ones (none: not a candidate)."""
     if not keys_by_record:
         return
-    session.execute(
-        sa.text("DELETE FROM blocking_keys WHERE source_record_id = ANY(CAST(:ids AS bigint[]))"),
+    batch.execute(
+        "DELETE FROM blocking_keys WHERE source_record_id = ANY(CAST(%(ids)s AS bigint[]))",
         {"ids": sorted(keys_by_record)},
     )
-    copy_rows(
-        session,
+    batch.insert(
         "blocking_keys",
-        ("key", "source_record_id"),
-        (
+        (("key", "text"), ("source_record_id", "bigint")),
+        [
             (key, record_id)
             for record_id, keys in sorted(keys_by_record.items())
             for key in sorted(set(keys))
-        ),
+        ],
     )
 
 
@@ -478,54 +590,37 @@ def blocking_keys_of(session: Session, source_record_ids: Iterable[int]) -> dict
 # --- golden records ----------------------------------------------------------------------
 
 
-def lock_golden_records(session: Session, ids: Iterable[int]) -> dict[int, GoldenRecordRow]:
-    """``SELECT ... FOR UPDATE`` in id order; returns the rows (fresh from the database)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    statement = (
-        select(GoldenRecordRow)
-        .where(any_of(col(GoldenRecordRow.id), wanted))
-        .order_by(col(GoldenRecordRow.id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {row.id: row for row in session.exec(statement)}
-
-
 def golden_record(session: Session, golden_id: int) -> GoldenRecordRow | None:
     return session.get(GoldenRecordRow, golden_id)
 
 
-def lock_golden_states(session: Session, ids: Iterable[int]) -> dict[int, GoldenState]:
+def queue_lock_golden_states(
+    batch: SqlBatch, golden_ids: GoldenIds
+) -> Pending[dict[int, GoldenState]]:
     """``SELECT ... FOR UPDATE`` in id order; the rows as states (see ``hub.states``)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = session.execute(
-        sa.text(
-            "SELECT id, attributes, version, status, merged_into, created_at, updated_at"
-            " FROM golden_records WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"
-        ),
-        {"ids": wanted},
+    condition, params = _golden_condition(golden_ids)
+    return batch.query(
+        "SELECT id, attributes, version, status, merged_into, created_at, updated_at"
+        f" FROM golden_records WHERE id {condition} ORDER BY id FOR UPDATE",
+        params,
+        lambda rows: {
+            r[0]: GoldenState(
+                id=r[0],
+                attributes=r[1],
+                version=r[2],
+                status=r[3],
+                merged_into=r[4],
+                created_at=r[5],
+                updated_at=r[6],
+                read=True,
+            )
+            for r in rows
+        },
     )
-    return {
-        r[0]: GoldenState(
-            id=r[0],
-            attributes=r[1],
-            version=r[2],
-            status=r[3],
-            merged_into=r[4],
-            created_at=r[5],
-            updated_at=r[6],
-            read=True,
-        )
-        for r in rows
-    }
 
 
-def write_golden_records(session: Session, states: Iterable[GoldenState]) -> None:
-    """Insert the new golden records (``COPY``) and update the changed ones (one statement)."""
+def write_golden_records(batch: SqlBatch, states: Iterable[GoldenState]) -> None:
+    """Insert the new golden records and update the changed ones (one statement)."""
     new: list[GoldenState] = []
     changed: list[GoldenState] = []
     for state in states:
@@ -533,24 +628,30 @@ def write_golden_records(session: Session, states: Iterable[GoldenState]) -> Non
             new.append(state)
         elif state.changed():
             changed.append(state)
-    if new:
-        copy_rows(
-            session,
-            "golden_records",
-            ("id", "attributes", "version", "status", "merged_into", "created_at", "updated_at"),
+    batch.insert(
+        "golden_records",
+        (
+            ("id", "bigint"),
+            ("attributes", "jsonb"),
+            ("version", "integer"),
+            ("status", "text"),
+            ("merged_into", "bigint"),
+            ("created_at", "timestamptz"),
+            ("updated_at", "timestamptz"),
+        ),
+        [
             (
-                (
-                    g.id,
-                    to_json(g.attributes),
-                    g.version,
-                    g.status,
-                    g.merged_into,
-                    g.created_at,
-                    g.updated_at,
-                )
-                for g in sorted(new, key=lambda g: g.id)
-            ),
-        )
+                g.id,
+                to_json(g.attributes),
+                g.version,
+                g.status,
+                g.merged_into,
+                g.created_at,
+                g.updated_at,
+            )
+            for g in sorted(new, key=lambda g: g.id)
+        ],
+    )
     if changed:
         rows = [
             {
@@ -567,12 +668,10 @@ def write_golden_records(session: Session, states: Iterable[GoldenState]) -> Non
             "id bigint, attributes jsonb, version integer, status text, merged_into bigint,"
             " updated_at timestamptz"
         )
-        session.execute(
-            sa.text(
-                "UPDATE golden_records g SET attributes = v.attributes, version = v.version,"
-                " status = v.status, merged_into = v.merged_into, updated_at = v.updated_at"
-                f" FROM {_recordset(columns)} WHERE g.id = v.id"
-            ),
+        batch.execute(
+            "UPDATE golden_records g SET attributes = v.attributes, version = v.version,"
+            " status = v.status, merged_into = v.merged_into, updated_at = v.updated_at"
+            f" FROM {_recordset(columns)} WHERE g.id = v.id",
             {"rows": to_json(rows)},
         )
     for state in (*new, *changed):
@@ -592,48 +691,60 @@ def allocate_golden_id(session: Session) -> int:
 
 def allocate_golden_ids(session: Session, count: int) -> list[int]:
     """``count`` new golden ids from the sequence, ascending."""
-    rows = session.execute(
-        sa.text(
-            "SELECT nextval(pg_get_serial_sequence('golden_records', 'id'))"
-            " FROM generate_series(1, :n)"
-        ),
-        {"n": count},
-    )
-    return sorted(int(r[0]) for r in rows)
+    with SqlBatch(session) as batch:
+        pending = queue_allocate_ids(batch, "golden_records", count)
+    return pending.result()
 
 
 def pins_of(session: Session, golden_ids: Iterable[int]) -> dict[int, dict[str, Pin]]:
     wanted = sorted(set(golden_ids))
-    result: dict[int, dict[str, Pin]] = {i: {} for i in wanted}
-    if not wanted:
+    with SqlBatch(session) as batch:
+        pending = queue_pins_of(batch, wanted)
+    found = pending.result()
+    return {golden_id: found.get(golden_id, {}) for golden_id in wanted}
+
+
+def queue_pins_of(batch: SqlBatch, golden_ids: GoldenIds) -> Pending[dict[int, dict[str, Pin]]]:
+    """The pins of these golden records (those without any get none in the result)."""
+
+    def convert(rows: list[Any]) -> dict[int, dict[str, Pin]]:
+        result: dict[int, dict[str, Pin]] = {}
+        for golden_id, attribute, value, pinned_by, reason, pinned_at in rows:
+            result.setdefault(golden_id, {})[attribute] = Pin(
+                attribute=attribute,
+                value=value,
+                pinned_by=pinned_by,
+                reason=reason,
+                pinned_at=pinned_at,
+            )
         return result
-    statement = select(GoldenPinRow).where(any_of(col(GoldenPinRow.golden_id), wanted))
-    for row in session.exec(statement):
-        result[row.golden_id][row.attribute] = Pin(
-            attribute=row.attribute,
-            value=row.value,
-            pinned_by=row.pinned_by,
-            reason=row.reason,
-            pinned_at=row.pinned_at,
-        )
-    return result
+
+    condition, params = _golden_condition(golden_ids)
+    return batch.query(
+        "SELECT golden_id, attribute, value, pinned_by, reason, pinned_at FROM golden_pins"
+        f" WHERE golden_id {condition} ORDER BY golden_id, attribute",
+        params,
+        convert,
+    )
 
 
-def replace_pins(session: Session, golden_id: int, pins: Mapping[str, Pin]) -> None:
-    session.execute(sa.delete(GoldenPinRow).where(col(GoldenPinRow.golden_id) == golden_id))
-    rows = [
-        {
-            "golden_id": golden_id,
-            "attribute": pin.attribute,
-            "value": pin.value,
-            "pinned_by": pin.pinned_by,
-            "reason": pin.reason,
-            "pinned_at": pin.pinned_at,
-        }
-        for pin in sorted(pins.values(), key=lambda p: p.attribute)
-    ]
-    if rows:
-        session.execute(sa.insert(GoldenPinRow), rows)
+def replace_pins(batch: SqlBatch, golden_id: int, pins: Mapping[str, Pin]) -> None:
+    batch.execute("DELETE FROM golden_pins WHERE golden_id = %(id)s", {"id": golden_id})
+    batch.insert(
+        "golden_pins",
+        (
+            ("golden_id", "bigint"),
+            ("attribute", "text"),
+            ("value", "jsonb"),
+            ("pinned_by", "text"),
+            ("reason", "text"),
+            ("pinned_at", "timestamptz"),
+        ),
+        [
+            (golden_id, pin.attribute, to_json(pin.value), pin.pinned_by, pin.reason, pin.pinned_at)
+            for pin in sorted(pins.values(), key=lambda p: p.attribute)
+        ],
+    )
 
 
 def lineage_of(session: Session, golden_id: int) -> list[AttributeLineageRow]:
@@ -646,40 +757,38 @@ def lineage_of(session: Session, golden_id: int) -> list[AttributeLineageRow]:
 
 
 _LINEAGE_COLUMNS = (
-    "golden_id",
-    "attribute",
-    "value",
-    "source_record_id",
-    "lsn",
-    "tx_id",
-    "committed_at",
-    "rule",
-    "rule_set_version",
-    "pinned",
-    "pin_reason",
-    "pinned_by",
+    ("golden_id", "bigint"),
+    ("attribute", "text"),
+    ("value", "jsonb"),
+    ("source_record_id", "bigint"),
+    ("lsn", "bigint"),
+    ("tx_id", "bigint"),
+    ("committed_at", "timestamptz"),
+    ("rule", "text"),
+    ("rule_set_version", "text"),
+    ("pinned", "boolean"),
+    ("pin_reason", "text"),
+    ("pinned_by", "text"),
 )
 
 
 def replace_lineage(
-    session: Session, golden_ids: Iterable[int], rows: Sequence[Mapping[str, Any]]
+    batch: SqlBatch, golden_ids: Iterable[int], rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """Make the lineage of these golden records exactly ``rows``."""
     wanted = sorted(set(golden_ids))
     if wanted:
-        # Plain SQL: an ORM delete would fetch every deleted row to synchronise the session.
-        session.execute(
-            sa.text("DELETE FROM attribute_lineage WHERE golden_id = ANY(CAST(:ids AS bigint[]))"),
+        batch.execute(
+            "DELETE FROM attribute_lineage WHERE golden_id = ANY(CAST(%(ids)s AS bigint[]))",
             {"ids": wanted},
         )
-    copy_rows(
-        session,
+    batch.insert(
         "attribute_lineage",
         _LINEAGE_COLUMNS,
-        (
-            tuple(to_json(row[c]) if c == "value" else row[c] for c in _LINEAGE_COLUMNS)
+        [
+            tuple(to_json(row[c]) if c == "value" else row[c] for c, _ in _LINEAGE_COLUMNS)
             for row in rows
-        ),
+        ],
     )
 
 
@@ -700,15 +809,33 @@ def append_history(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     reads "sequence > cursor" therefore never skips an event (a rollback only leaves a gap).
     Callers append as late as they can: only short inserts may follow.
     """
+    with SqlBatch(session) as batch:
+        queue_history(batch, rows)
+
+
+_HISTORY_COLUMNS = (
+    ("golden_id", "bigint"),
+    ("kind", "text"),
+    ("version", "integer"),
+    ("cause", "text"),
+    ("actor", "text"),
+    ("occurred_at", "timestamptz"),
+    ("data", "jsonb"),
+)
+
+
+def queue_history(batch: SqlBatch, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``append_history`` queued in a batch (the lock is taken when the batch runs)."""
     if not rows:
         return
-    session.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": HISTORY_LOCK})
-    columns = ("golden_id", "kind", "version", "cause", "actor", "occurred_at", "data")
-    copy_rows(
-        session,
+    batch.execute("SELECT pg_advisory_xact_lock(%(id)s)", {"id": HISTORY_LOCK})
+    batch.insert(
         "golden_history",
-        columns,
-        (tuple(to_json(row[c]) if c == "data" else row[c] for c in columns) for row in rows),
+        _HISTORY_COLUMNS,
+        [
+            tuple(to_json(row[c]) if c == "data" else row[c] for c, _ in _HISTORY_COLUMNS)
+            for row in rows
+        ],
     )
 
 
@@ -746,12 +873,12 @@ _OUTBOX_INSERT = (
     f"INSERT INTO outbox ({', '.join(name for name, _ in _OUTBOX_SCALARS)}, payload)"
     f" SELECT {', '.join(f'CAST(e.r ->> {i} AS {t})' for i, (_, t) in enumerate(_OUTBOX_SCALARS))},"
     f" CAST(e.r -> {len(_OUTBOX_SCALARS)} AS jsonb)"
-    " FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(r, n)"
+    " FROM json_array_elements(CAST(%(rows)s AS json)) WITH ORDINALITY AS e(r, n)"
     " ORDER BY e.n ON CONFLICT (idempotency_key) DO NOTHING"
 )
 
 
-def add_outbox(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+def add_outbox(batch: SqlBatch, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert outbox rows, in order; a row whose idempotency key exists is left as it is.
 
     A row may carry ``payload_json``, its payload already encoded (the targets of one golden
@@ -764,7 +891,7 @@ def add_outbox(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         payload = row.get("payload_json") or to_json(row["payload"])
         scalars = to_json([_json_field(row.get(name)) for name, _ in _OUTBOX_SCALARS])
         encoded.append(f"{scalars[:-1]},{payload}]")
-    session.execute(sa.text(_OUTBOX_INSERT), {"rows": "[" + ",".join(encoded) + "]"})
+    batch.execute(_OUTBOX_INSERT, {"rows": "[" + ",".join(encoded) + "]"})
 
 
 def claim_outbox(
@@ -865,22 +992,22 @@ class ConstraintPair(NamedTuple):
     right_source_record_id: int
 
 
-def constraint_pairs_involving(
-    session: Session, source_record_ids: Iterable[int]
-) -> list[ConstraintPair]:
-    """``constraints_involving`` as plain tuples, in id order."""
-    wanted = sorted(set(source_record_ids))
-    if not wanted:
-        return []
-    rows = session.execute(
-        sa.text(
-            "SELECT kind, left_source_record_id, right_source_record_id FROM match_constraints"
-            " WHERE left_source_record_id = ANY(CAST(:ids AS bigint[]))"
-            " OR right_source_record_id = ANY(CAST(:ids AS bigint[])) ORDER BY id"
-        ),
-        {"ids": wanted},
+def queue_constraints_of_keys(
+    batch: SqlBatch, keys: Iterable[SourceKey]
+) -> Pending[list[tuple[ConstraintPair, int | None, int | None]]]:
+    """The constraints involving the stored rows of these source keys, in id order, each with
+    the golden ids of its two source records."""
+    return batch.query(
+        "WITH s AS (SELECT s.id" + _BY_KEYS + ")"
+        " SELECT c.kind, c.left_source_record_id, c.right_source_record_id,"
+        " l.golden_id, r.golden_id FROM match_constraints c"
+        " JOIN source_records l ON l.id = c.left_source_record_id"
+        " JOIN source_records r ON r.id = c.right_source_record_id"
+        " WHERE c.left_source_record_id IN (SELECT id FROM s)"
+        " OR c.right_source_record_id IN (SELECT id FROM s) ORDER BY c.id",
+        _key_arrays(keys) or _NO_KEYS,
+        lambda rows: [(ConstraintPair(r[0], r[1], r[2]), r[3], r[4]) for r in rows],
     )
-    return [ConstraintPair(r[0], r[1], r[2]) for r in rows]
 
 
 def all_constraints(session: Session) -> list[MatchConstraintRow]:
@@ -968,25 +1095,32 @@ def open_review_tasks_for(
     return list(session.exec(statement))
 
 
-def open_review_pairs_for(
-    session: Session, source_record_ids: Iterable[int]
-) -> list[tuple[int | None, int]]:
+def queue_open_review_pairs(
+    batch: SqlBatch, source_record_ids: Iterable[int]
+) -> Pending[list[tuple[int | None, int]]]:
     """(source record, candidate golden) of the open or deferred tasks that involve these
     source records, locked (``FOR UPDATE``) like ``open_review_tasks_for``."""
-    wanted = sorted(set(source_record_ids))
-    if not wanted:
-        return []
-    rows = session.execute(
-        sa.text(
-            "SELECT source_record_id, candidate_golden_id FROM review_tasks"
-            " WHERE status IN ('open', 'deferred')"
-            " AND (source_record_id = ANY(CAST(:ids AS bigint[]))"
-            " OR candidate_source_record_id = ANY(CAST(:ids AS bigint[])))"
-            " ORDER BY id FOR UPDATE"
-        ),
-        {"ids": wanted},
+    return batch.query(
+        "SELECT source_record_id, candidate_golden_id FROM review_tasks"
+        " WHERE status IN ('open', 'deferred')"
+        " AND (source_record_id = ANY(CAST(%(ids)s AS bigint[]))"
+        " OR candidate_source_record_id = ANY(CAST(%(ids)s AS bigint[])))"
+        " ORDER BY id FOR UPDATE",
+        {"ids": sorted(set(source_record_ids))},
+        lambda rows: [(r[0], r[1]) for r in rows],
     )
-    return [(r[0], r[1]) for r in rows]
+
+
+def supersede_open_tasks(batch: SqlBatch, source_record_ids: Iterable[int]) -> None:
+    """Open or deferred tasks about these source records become superseded."""
+    wanted = sorted(set(source_record_ids))
+    if wanted:
+        batch.execute(
+            "UPDATE review_tasks SET status = 'superseded'"
+            " WHERE source_record_id = ANY(CAST(%(ids)s AS bigint[]))"
+            " AND status IN ('open', 'deferred')",
+            {"ids": wanted},
+        )
 
 
 _REVIEW_COLUMNS = {
@@ -1004,11 +1138,9 @@ _REVIEW_COLUMNS = {
 }
 
 
-def add_review_tasks(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert review tasks in order; returns their ids. A row may carry ``explanation_json``,
-    its explanation already encoded."""
-    if not rows:
-        return []
+def queue_review_tasks(batch: SqlBatch, rows: Sequence[Mapping[str, Any]]) -> Pending[list[int]]:
+    """Insert review tasks in order; the result is their ids. A row may carry
+    ``explanation_json``, its explanation already encoded."""
     names = ", ".join(_REVIEW_COLUMNS)
     columns = ", ".join(f"{name} {kind}" for name, kind in _REVIEW_COLUMNS.items())
     encoded = []
@@ -1018,14 +1150,12 @@ def add_review_tasks(session: Session, rows: Sequence[Mapping[str, Any]]) -> lis
             text = row.get("explanation_json") if name == "explanation" else None
             fields.append(f'"{name}":{text or to_json(_json_field(row.get(name)))}')
         encoded.append("{" + ",".join(fields) + "}")
-    result = session.execute(
-        sa.text(
-            f"INSERT INTO review_tasks ({names})"
-            f" SELECT {names} FROM {_recordset(columns)} RETURNING id"
-        ),
+    return batch.query(
+        f"INSERT INTO review_tasks ({names})"
+        f" SELECT {names} FROM {_recordset(columns)} RETURNING id",
         {"rows": "[" + ",".join(encoded) + "]"},
+        lambda result: sorted(int(r[0]) for r in result),
     )
-    return sorted(int(r[0]) for r in result)
 
 
 def review_task(session: Session, task_id: int, *, lock: bool = False) -> ReviewTaskRow | None:
@@ -1048,23 +1178,26 @@ def open_review_tasks(session: Session, limit: int) -> list[ReviewTaskRow]:
 # --- positions and dead letters ----------------------------------------------------------
 
 
-def applied_offset(session: Session, source: str, partition: str) -> int | None:
-    row = session.get(AppliedPositionRow, (source, partition))
-    return None if row is None else row.offset
+def queue_applied_offset(batch: SqlBatch, source: str, partition: str) -> Pending[int | None]:
+    return batch.query(
+        'SELECT "offset" FROM applied_positions'
+        ' WHERE source = %(source)s AND "partition" = %(partition)s',
+        {"source": source, "partition": partition},
+        lambda rows: int(rows[0][0]) if rows else None,
+    )
 
 
 def record_applied_position(
-    session: Session, source: str, partition: str, offset: int, at: datetime
+    batch: SqlBatch, source: str, partition: str, offset: int, at: datetime
 ) -> None:
-    statement = pg_insert(AppliedPositionRow).values(
-        source=source, partition=partition, offset=offset, applied_at=at
+    batch.execute(
+        'INSERT INTO applied_positions (source, "partition", "offset", applied_at)'
+        " VALUES (%(source)s, %(partition)s, %(offset)s, %(at)s)"
+        ' ON CONFLICT (source, "partition") DO UPDATE'
+        ' SET "offset" = excluded."offset", applied_at = excluded.applied_at'
+        ' WHERE applied_positions."offset" < excluded."offset"',
+        {"source": source, "partition": partition, "offset": offset, "at": at},
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=[col(AppliedPositionRow.source), col(AppliedPositionRow.partition)],
-        set_={"offset": statement.excluded.offset, "applied_at": statement.excluded.applied_at},
-        where=col(AppliedPositionRow.offset) < statement.excluded.offset,
-    )
-    session.execute(statement)
 
 
 def dead_letter_fingerprint(letter: DeadLetter) -> str:
@@ -1082,27 +1215,29 @@ def dead_letter_fingerprint(letter: DeadLetter) -> str:
 
 def record_dead_letters(session: Session, letters: Sequence[DeadLetter], at: datetime) -> None:
     """Store poison messages; one seen before gets ``attempts + 1`` and a new ``last_seen_at``."""
+    with SqlBatch(session) as batch:
+        queue_dead_letters(batch, letters, at)
+
+
+def queue_dead_letters(batch: SqlBatch, letters: Sequence[DeadLetter], at: datetime) -> None:
+    """``record_dead_letters`` queued in a batch."""
     for letter in letters:
-        statement = pg_insert(DeadLetterRow).values(
-            fingerprint=dead_letter_fingerprint(letter),
-            source=letter.source,
-            raw_key=letter.raw_key,
-            raw_value=letter.raw_value,
-            position=None if letter.position is None else dict(letter.position),
-            reason=letter.reason,
-            error_class=letter.error_class,
-            first_seen_at=at,
-            last_seen_at=at,
-            attempts=1,
-            status="open",
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[col(DeadLetterRow.fingerprint)],
-            set_={
-                "attempts": DeadLetterRow.__table__.c.attempts + 1,  # type: ignore[attr-defined]
-                "last_seen_at": statement.excluded.last_seen_at,
-                "reason": statement.excluded.reason,
-                "error_class": statement.excluded.error_class,
+        batch.execute(
+            "INSERT INTO dead_letters (fingerprint, source, raw_key, raw_value, position,"
+            " reason, error_class, first_seen_at, last_seen_at, attempts, status)"
+            " VALUES (%(fingerprint)s, %(source)s, %(raw_key)s, %(raw_value)s,"
+            " CAST(%(position)s AS jsonb), %(reason)s, %(error_class)s, %(at)s, %(at)s, 1, 'open')"
+            " ON CONFLICT (fingerprint) DO UPDATE SET attempts = dead_letters.attempts + 1,"
+            " last_seen_at = excluded.last_seen_at, reason = excluded.reason,"
+            " error_class = excluded.error_class",
+            {
+                "fingerprint": dead_letter_fingerprint(letter),
+                "source": letter.source,
+                "raw_key": letter.raw_key,
+                "raw_value": letter.raw_value,
+                "position": None if letter.position is None else to_json(dict(letter.position)),
+                "reason": letter.reason,
+                "error_class": letter.error_class,
+                "at": at,
             },
         )
-        session.execute(statement)

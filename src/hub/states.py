@@ -5,8 +5,8 @@ build, track and flush than the work done with it. So the services that change s
 and golden records (``GoldenWork``, ``BatchApply``) hold them as ``SourceRecordState`` and
 ``GoldenState``: read with plain selects, changed as attributes, written back by
 ``repositories.write_source_records`` / ``write_golden_records`` in set-based statements
-(new rows inserted, changed columns of the others updated). The ORM table classes in
-``hub.tables`` stay the schema and serve the readers.
+(new rows inserted, changed columns of the others updated) queued in a ``SqlBatch``. The ORM
+table classes in ``hub.tables`` stay the schema and serve the readers.
 
 Four JSONB columns of source records (``attributes``, ``raw``, ``features``,
 ``link_explanation``) arrive as JSON text and are decoded on first use: many rows are loaded

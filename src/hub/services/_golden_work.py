@@ -15,11 +15,11 @@ So an update that changes nothing survivorship-visible never makes a new version
 what keeps a value written back to a source from echoing.
 
 Source records and golden records are held as plain states (``hub.states``), not ORM
-instances, and written in set-based statements: ``flush`` writes everything but the history
-(golden records first, then source records, pins, lineage and outbox, so foreign keys hold),
-``save`` flushes and then appends the history, which takes the history lock held to commit.
-A caller with more rows to write that reference these (blocking keys, review tasks) calls
-``flush``, writes them, then ``save``.
+instances, and written in set-based statements sent together (``repositories.SqlBatch``):
+``flush`` queues everything but the history (golden records first, then source records, pins,
+lineage and outbox, so foreign keys hold), ``queue_history`` the history, which takes the
+history lock held to commit; ``save`` does both in one round trip. A caller with more rows
+that reference these (blocking keys, review tasks) queues them between the two.
 """
 
 from __future__ import annotations
@@ -84,6 +84,15 @@ class _Touched:
 
 
 @dataclass(frozen=True)
+class PendingLock:
+    """Golden records whose lock is queued in a batch, and what it will read."""
+
+    rows: repo.Pending[dict[int, GoldenState]]
+    pins: repo.Pending[dict[int, dict[str, Pin]]]
+    members: repo.Pending[list[SourceRecordState]]
+
+
+@dataclass(frozen=True)
 class SavedGoldens:
     created: tuple[int, ...]
     changed: tuple[int, ...]
@@ -126,20 +135,40 @@ class GoldenWork:
         Loads their linked source records into ``records`` and their pins. Returns the ids
         that were newly locked.
         """
-        wanted = sorted(set(golden_ids) - self._touched.keys())
-        if not wanted:
+        with repo.SqlBatch(self.session) as batch:
+            pending = self.queue_lock(batch, golden_ids)
+        return self.adopt_locked(pending)
+
+    def queue_lock(self, batch: repo.SqlBatch, golden_ids: repo.GoldenIds) -> PendingLock | None:
+        """``lock`` queued in a batch (what the batch queues after it runs under the locks);
+        ``adopt_locked`` takes the result once the batch was sent. ``golden_ids`` may be a
+        query the database evaluates (those already locked here are locked again, harmlessly,
+        and left as they are)."""
+        if not isinstance(golden_ids, repo.GoldenQuery):
+            golden_ids = sorted(set(golden_ids) - self._touched.keys())
+            if not golden_ids:
+                return None
+        return PendingLock(
+            repo.queue_lock_golden_states(batch, golden_ids),
+            repo.queue_pins_of(batch, golden_ids),
+            repo.queue_member_states(batch, golden_ids),
+        )
+
+    def adopt_locked(self, pending: PendingLock | None) -> list[int]:
+        """Hold the golden records a sent ``queue_lock`` locked; returns those newly held."""
+        if pending is None:
             return []
-        rows = repo.lock_golden_states(self.session, wanted)
-        pins = repo.pins_of(self.session, wanted)
+        rows = pending.rows.result()
+        wanted = sorted(rows.keys() - self._touched.keys())
+        pins = pending.pins.result()
         members: dict[int, set[int]] = {golden_id: set() for golden_id in wanted}
-        for record in repo.member_states(self.session, wanted):
-            self.records.setdefault(record.id, record)
-            if record.golden_id is not None:
+        for record in pending.members.result():
+            if record.golden_id in members:
+                self.records.setdefault(record.id, record)
                 members[record.golden_id].add(record.id)
         for golden_id in wanted:
-            row = rows.get(golden_id)
-            if row is None:
-                continue
+            row = rows[golden_id]
+            golden_pins = pins.get(golden_id, {})
             self._touched[golden_id] = _Touched(
                 row=row,
                 before=GoldenSnapshot(
@@ -149,12 +178,12 @@ class GoldenWork:
                     attributes=row.attributes,
                     source_record_ids=frozenset(members[golden_id]),
                     merged_into=row.merged_into,
-                    pins=pins[golden_id],
+                    pins=golden_pins,
                 ),
                 members=members[golden_id],
-                pins=dict(pins[golden_id]),
+                pins=dict(golden_pins),
             )
-        return [golden_id for golden_id in wanted if golden_id in rows]
+        return wanted
 
     def is_locked(self, golden_id: int) -> bool:
         return golden_id in self._touched
@@ -307,17 +336,18 @@ class GoldenWork:
 
     # --- saving --------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write everything but the history: the touched golden records (recomputed, step 1 and
-        2 of the module doc), the source records held, pins, lineage and outbox rows.
+    def flush(self, batch: repo.SqlBatch) -> None:
+        """Queue the writes of everything but the history in ``batch``: the touched golden
+        records (recomputed, steps 1 and 2 of the module doc), the source records held, pins,
+        lineage and outbox rows, in an order that keeps foreign keys satisfied.
 
-        ``save`` calls it; call it first to write rows that reference new golden or source
-        records before ``save`` takes the history lock. Changes made after it are written by
-        the next ``flush``.
+        ``save`` calls it. A caller with rows that reference new golden or source records
+        (blocking keys, review tasks) queues them after it, then ``queue_history``. Pending
+        ORM changes must be flushed, and ``assign_provisional_ids`` called, before ``batch``
+        has anything queued (both run statements of their own). Changes made after it are
+        written by the next ``flush``.
         """
         self.assign_provisional_ids()
-        # Pending ORM changes of the caller first, so the statements below see them.
-        self.session.flush()
         outbox: list[dict[str, Any]] = []
         lineage: list[dict[str, Any]] = []
         pins_changed: list[int] = []
@@ -408,24 +438,31 @@ class GoldenWork:
             touched.before = after
             touched.kind = None
             touched.details = {}
-        repo.write_golden_records(self.session, (self._touched[i].row for i in dirty))
-        repo.write_source_records(self.session, self.records.values())
+        repo.write_golden_records(batch, (self._touched[i].row for i in dirty))
+        repo.write_source_records(batch, self.records.values())
         for golden_id in pins_changed:
-            repo.replace_pins(self.session, golden_id, self._touched[golden_id].pins)
-        repo.replace_lineage(self.session, dirty, lineage)
-        repo.add_outbox(self.session, outbox)
+            repo.replace_pins(batch, golden_id, self._touched[golden_id].pins)
+        repo.replace_lineage(batch, dirty, lineage)
+        repo.add_outbox(batch, outbox)
         self._dirty.clear()
         # Rows written behind the ORM's back: make it read them afresh if asked.
         self.session.expire_all()
 
-    def save(self) -> SavedGoldens:
-        """Recompute, compare and write every touched golden record (steps in the module doc);
-        last, append the history events of every version made since the work began."""
-        self.flush()
-        # Last: appending history holds the history lock until commit.
-        repo.append_history(self.session, self._history)
+    def queue_history(self, batch: repo.SqlBatch) -> SavedGoldens:
+        """Queue the history events of every version made since the work began (they take
+        the history lock, held to commit: queue nothing long after them)."""
+        repo.queue_history(batch, self._history)
         self._history = []
         return SavedGoldens(created=tuple(self._created), changed=tuple(self._changed))
+
+    def save(self) -> SavedGoldens:
+        """Recompute, compare and write every touched golden record (steps in the module doc);
+        last, append the history events. One round trip for all the writes."""
+        self.assign_provisional_ids()
+        self.session.flush()  # the caller's pending ORM changes first
+        with repo.SqlBatch(self.session) as batch:
+            self.flush(batch)
+            return self.queue_history(batch)
 
     def _source_committed_at(self, touched: _Touched) -> datetime | None:
         """The latest source commit among this golden record's source records written in this

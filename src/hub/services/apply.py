@@ -39,15 +39,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from hub import repositories as repo
 from hub.errors import InvalidChangeError
@@ -66,7 +65,6 @@ from hub.model import (
 from hub.records import ApplyResult, DeadLetter
 from hub.services._golden_work import GoldenWork, record_position
 from hub.states import SourceRecordState, to_json
-from hub.tables import ReviewTaskRow
 
 REVIEW_CANDIDATES_PER_RECORD = 3
 """At most this many review tasks are opened for one changed source record (best first)."""
@@ -188,6 +186,7 @@ class BatchApply:
         self.indexed_keys: dict[int, set[str]] = defaultdict(set)
         self.constraints: list[repo.ConstraintPair] = []
         self.review_rows: list[dict[str, Any]] = []
+        self.superseded: list[int] = []
         self.open_pairs: set[tuple[int, int]] = set()
         self.changed_records: dict[int, SourceRecordState] = {}
         self.record_keys: dict[int, tuple[str, ...]] = {}
@@ -203,24 +202,24 @@ class BatchApply:
         position: BatchPosition | None,
         dead_letters: Sequence[DeadLetter],
     ) -> ApplyResult:
-        # 1. the batch position
-        if position is not None:
-            repo.advisory_lock(
-                self.session, [repo.lock_id("position", f"{position.source}\0{position.partition}")]
-            )
-            done = repo.applied_offset(self.session, position.source, position.partition)
-            if done is not None and position.offset <= done:
-                return ApplyResult(batch_skipped=True)
-
-        # 2. the source rows: lock them, read them, drop changes that are not newer
+        # 1. the batch position, and 2. the source rows: lock them, read them (one round trip)
         latest = _latest_per_key(changes)
-        repo.advisory_lock(
-            self.session,
-            [repo.lock_id("source", str(c.key)) for c in latest if usable_pk(c.key)],
-        )
-        stored = repo.source_states_by_keys(
-            self.session, [c.key for c in latest if usable_pk(c.key)]
-        )
+        keys = [c.key for c in latest if usable_pk(c.key)]
+        with repo.SqlBatch(self.session) as batch:
+            done = None
+            if position is not None:
+                lock = repo.lock_id("position", f"{position.source}\0{position.partition}")
+                repo.queue_advisory_lock(batch, [lock])
+                done = repo.queue_applied_offset(batch, position.source, position.partition)
+            repo.queue_advisory_lock(batch, [repo.lock_id("source", str(key)) for key in keys])
+            pending_stored = repo.queue_source_states_by_keys(batch, keys)
+        if position is not None and done is not None:
+            offset = done.result()
+            if offset is not None and position.offset <= offset:
+                return ApplyResult(batch_skipped=True)
+        stored = pending_stored.result()
+
+        # 2. drop changes that are not newer
         fresh: list[SourceChange] = []
         for change in latest:
             if usable_pk(change.key):
@@ -250,17 +249,17 @@ class BatchApply:
                 for key in p.keys
             }
         )
-        repo.advisory_lock(self.session, [repo.lock_id("block", key) for key in batch_keys])
+        new_count = sum(1 for p in prepared if not p.keyed or p.change.key not in stored)
 
         # 4. candidates sharing a key; golden records locked in id order
-        existing = self._lock_stable(prepared, batch_keys)
-        new_count = sum(1 for p in prepared if not p.keyed or p.change.key not in existing)
-        fresh_ids = iter(repo.allocate_source_record_ids(self.session, new_count))
-        for source_record_id, candidate_golden_id in repo.open_review_pairs_for(
-            self.session, [r.id for r in existing.values()]
-        ):
-            if source_record_id is not None:
-                self.open_pairs.add((source_record_id, candidate_golden_id))
+        existing, fresh_ids = self._lock_stable(prepared, batch_keys, new_count)
+        existing_ids = [r.id for r in existing.values()]
+        if existing_ids:
+            with repo.SqlBatch(self.session) as batch:
+                pending_pairs = repo.queue_open_review_pairs(batch, existing_ids)
+            for source_record_id, candidate_golden_id in pending_pairs.result():
+                if source_record_id is not None:
+                    self.open_pairs.add((source_record_id, candidate_golden_id))
 
         # 5. each change in order
         for p in prepared:
@@ -273,35 +272,34 @@ class BatchApply:
             else:
                 self._apply_upsert(row, p)
 
-        # 6. golden records and source records; blocking keys of the changed records (only
-        # live, valid, linked ones are candidates)
-        self.work.flush()
-        repo.replace_blocking_keys(
-            self.session,
-            {
-                record_id: list(self.record_keys.get(record_id, ()))
-                if self._is_candidate(row)
-                else []
-                for record_id, row in self.changed_records.items()
-                if record_id not in self.unchanged_links
-            },
-        )
-
-        # 7. review tasks
+        # 6.-9. every write in one round trip (``COPY`` for large inserts): golden records and
+        # source records, blocking keys of the changed records (only live, valid, linked ones
+        # are candidates), review tasks, position and dead letters, history last
+        self.work.assign_provisional_ids()
         for review in self.review_rows:
             review["golden_id"] = self.work.resolve(review["golden_id"])
             review["candidate_golden_id"] = self.work.resolve(review["candidate_golden_id"])
-        opened = repo.add_review_tasks(self.session, self.review_rows)
-
-        # 8. position and dead letters
-        if position is not None:
-            repo.record_applied_position(
-                self.session, position.source, position.partition, position.offset, self.now
+        with repo.SqlBatch(self.session) as batch:
+            self.work.flush(batch)
+            repo.replace_blocking_keys(
+                batch,
+                {
+                    record_id: list(self.record_keys.get(record_id, ()))
+                    if self._is_candidate(row)
+                    else []
+                    for record_id, row in self.changed_records.items()
+                    if record_id not in self.unchanged_links
+                },
             )
-        repo.record_dead_letters(self.session, dead_letters, self.now)
-
-        # 9. history, last: the history lock is held to commit
-        saved = self.work.save()
+            # Tasks computed from a record's old image are withdrawn before new ones open.
+            repo.supersede_open_tasks(batch, self.superseded)
+            opened = repo.queue_review_tasks(batch, self.review_rows) if self.review_rows else None
+            if position is not None:
+                repo.record_applied_position(
+                    batch, position.source, position.partition, position.offset, self.now
+                )
+            repo.queue_dead_letters(batch, dead_letters, self.now)
+            saved = self.work.queue_history(batch)
         return ApplyResult(
             applied=self.applied,
             stale=self.stale,
@@ -309,7 +307,7 @@ class BatchApply:
             deleted=self.deleted,
             goldens_created=saved.created,
             goldens_changed=saved.changed,
-            review_tasks_opened=tuple(opened),
+            review_tasks_opened=() if opened is None else tuple(opened.result()),
             dead_letters=len(dead_letters),
         )
 
@@ -373,48 +371,62 @@ class BatchApply:
     # --- step 4 --------------------------------------------------------------------------
 
     def _lock_stable(
-        self, prepared: Sequence[_Prepared], batch_keys: Sequence[str]
-    ) -> dict[SourceKey, SourceRecordState]:
-        """Lock the golden records of the batch's rows, of the candidates sharing a key and
-        of constraint partners, until a pass finds nothing new to lock; returns the batch's
-        stored rows as read after those locks."""
+        self, prepared: Sequence[_Prepared], batch_keys: Sequence[str], new_count: int
+    ) -> tuple[dict[SourceKey, SourceRecordState], Iterator[int]]:
+        """Lock the blocking keys, then the golden records of the batch's rows, of the
+        candidates sharing a key and of constraint partners, reading them again until a read
+        finds nothing that is not locked. Returns the batch's stored rows as read after those
+        locks, and the ids of the new source records.
+
+        Each pass is one round trip: the locks, then the reads that must follow them. The
+        first pass needs no ids: the database finds the golden records to lock.
+        """
         keys = [p.change.key for p in prepared if p.keyed]
+        with repo.SqlBatch(self.session) as batch:
+            repo.queue_advisory_lock(batch, [repo.lock_id("block", key) for key in batch_keys])
+            # The golden records to lock, as the database finds them once the keys are locked.
+            locking = self.work.queue_lock(batch, repo.goldens_of_batch(keys, batch_keys))
+            reads = self._queue_reads(batch, keys, batch_keys)
+            ids = repo.queue_allocate_ids(batch, "source_records", new_count)
+        self.work.adopt_locked(locking)
         while True:
-            links = repo.source_links_by_keys(self.session, keys)
-            pairs = repo.blocking_candidates(self.session, batch_keys)
-            self.constraints = repo.constraint_pairs_involving(
-                self.session, [record_id for record_id, _ in links.values()]
-            )
-            partners = repo.golden_ids_of(
-                self.session,
-                {c.left_source_record_id for c in self.constraints}
-                | {c.right_source_record_id for c in self.constraints},
-            )
-            golden_ids = {golden_id for _, golden_id in links.values()}
+            rows, pairs, constraints = reads[0].result(), reads[1].result(), reads[2].result()
+            self.constraints = [constraint for constraint, _, _ in constraints]
+            golden_ids = {row.golden_id for row in rows.values()}
             golden_ids.update(golden_id for _, _, golden_id in pairs)
-            golden_ids.update(partners.values())
-            golden_ids.discard(None)
-            if not self.work.lock(g for g in golden_ids if g is not None):
+            for _, left, right in constraints:
+                golden_ids.update((left, right))
+            wanted = {g for g in golden_ids if g is not None and not self.work.is_locked(g)}
+            if not wanted:
                 break
-        # Every linked record read above is a member of a golden record locked before its
-        # members were read (``GoldenWork.lock``): those states are current. The batch's rows
-        # that are not linked are read again, after the locks.
-        existing: dict[SourceKey, SourceRecordState] = {}
-        unlinked: list[SourceKey] = []
-        for source_key, (record_id, _) in links.items():
-            member = self.records.get(record_id)
-            if member is not None:
-                existing[source_key] = member
-            else:
-                unlinked.append(source_key)
-        if unlinked:
-            existing.update(repo.source_states_by_keys(self.session, unlinked))
+            # Something moved between the reads and the locks: lock where it went, read again.
+            with repo.SqlBatch(self.session) as batch:
+                locking = self.work.queue_lock(batch, wanted)
+                reads = self._queue_reads(batch, keys, batch_keys)
+            if not self.work.adopt_locked(locking):
+                break
+        # A linked row read above is a member of a golden record locked before its members
+        # were read (``GoldenWork.lock``): that state is the current one.
+        existing = {key: self.records.get(row.id, row) for key, row in rows.items()}
         self.work.remember(existing.values())
         for key, record_id, _ in pairs:
             candidate = self.records.get(record_id)
             if candidate is not None and self._is_candidate(candidate):
                 self._index(record_id, [key])
-        return existing
+        return existing, iter(ids.result())
+
+    def _queue_reads(
+        self, batch: repo.SqlBatch, keys: Sequence[SourceKey], batch_keys: Sequence[str]
+    ) -> tuple[
+        repo.Pending[dict[SourceKey, SourceRecordState]],
+        repo.Pending[list[tuple[str, int, int | None]]],
+        repo.Pending[list[tuple[repo.ConstraintPair, int | None, int | None]]],
+    ]:
+        return (
+            repo.queue_source_states_by_keys(batch, keys),
+            repo.queue_blocking_candidates(batch, batch_keys),
+            repo.queue_constraints_of_keys(batch, keys),
+        )
 
     @staticmethod
     def _is_candidate(row: SourceRecordState) -> bool:
@@ -659,20 +671,13 @@ class BatchApply:
         )
 
     def _supersede_tasks(self, record_id: int) -> None:
-        """Open tasks about this record were computed from its old image: withdraw them."""
+        """Open tasks about this record were computed from its old image: withdraw them (when
+        the batch is written, before its new tasks)."""
         stale_pairs = {pair for pair in self.open_pairs if pair[0] == record_id}
         if not stale_pairs:
             return
         self.open_pairs -= stale_pairs
-        self.session.execute(
-            sa.update(ReviewTaskRow)
-            .where(
-                col(ReviewTaskRow.source_record_id) == record_id,
-                col(ReviewTaskRow.status).in_(("open", "deferred")),
-            )
-            .values(status="superseded")
-            .execution_options(synchronize_session=False)
-        )
+        self.superseded.append(record_id)
 
 
 def _latest_per_key(changes: Iterable[SourceChange]) -> list[SourceChange]:

@@ -29,8 +29,8 @@ def rebuild_all(work: GoldenWork, matcher: Matcher | None) -> RebuildResult:
             if features != row.features:
                 row.features = features
             keys[record_id] = sorted(set(matcher.blocking_keys(features)))
-        work.session.flush()
-        repo.replace_blocking_keys(work.session, keys)
+        with repo.SqlBatch(work.session) as batch:
+            repo.replace_blocking_keys(batch, keys)
     for golden_id in golden_ids:
         work.note_changed(golden_id)
     saved = work.save()
