@@ -7,9 +7,9 @@
    empty the hub; create and seed the source databases once (a seeded world is resumed, never
    seeded again); migrate the hub; load the demo config with the sources' URLs.
 2. ``start``: one Debezium engine per source system, each feeding its own apply loop (the
-   hub worker) in its own thread, exactly as ``mdh cdc run`` wires them; the API (uvicorn, in
-   a thread) when the ``api`` package provides ``create_app``. A source whose offsets are
-   stored streams on from them: no second snapshot.
+   hub worker) in its own thread, exactly as ``mdh cdc run`` wires them; the API
+   (``api.app.create_app`` under uvicorn, in a thread). A source whose offsets are stored
+   streams on from them: no second snapshot.
 3. ``poll``, every second or so: reads progress (rows applied per system, golden records,
    review queue, duplicate rates, lag), starts the live traffic once every source's rows have
    reached the hub, and raises ``DemoPartFailedError`` when a part died.
@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
 import os
@@ -33,42 +32,49 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from psycopg import conninfo
+import uvicorn
 
+from api.app import create_app
 from cdc.apply import ApplyInterruptedError, ApplyLoop
 from cdc.debezium import DebeziumSource
 from cdc.debezium import reset as reset_capture
 from cdc.envelope import ChangeEnvelope, Operation
 from cdc.metrics import CaptureMetrics
 from hub.db import create_engine, migrate
+from hub.errors import HubError
+from hub.matcher import Matcher
 from hub.model import SourceChange
 from hub.services import HubServices
+from hub.services.keys import ApiRole, AuditContext
+from hub.services.reports import ReportQuery
 from hub.tables import HUB_TABLES
-from mdh.config import MdhConfig, SourceConnection, load_config
+from matching import MatchModel
+from mdh.config import MdhConfig, SourceConnection
+from mdh.demo.config import demo_config_path, load_demo_config
 from mdh.demo.evaluation import QualityReport, evaluate
 from mdh.demo.generator import GeneratorConfig, SeedResult, count_rows, find_dataset, seed_sources
 from mdh.demo.mapping import DemoChangeMapper, ReferenceData
 from mdh.demo.schemas import SYSTEMS, TRUTH_DATABASE, TRUTH_SCHEMA, DemoDatabases, DemoError
 from mdh.demo.schemas import create_sources as create_source_databases
 from mdh.demo.traffic import TrafficConfig, TrafficCounts, run_traffic
+from mdh.demo.training import with_prior_for
 from mdh.embedded_pg import EmbeddedPostgres
 from mdh.runtime import embedded_server, resolve_database
 from mdh.settings import Settings
 
 logger = logging.getLogger("mdh.demo")
 
-DEMO_CONFIG = "demo.yaml"
 DEFAULT_CUSTOMERS = 10_000
 DEFAULT_SEED = 42
 STATUS_FILE = "status.json"
 REPORT_FILE = "report.json"
 _DRAIN_PREFIX = "mdh.demo.drain"
+_DEMO_ACTOR = AuditContext(actor="mdh-demo", role=ApiRole.ADMIN)
 
 
 class DemoPartFailedError(DemoError):
@@ -150,31 +156,16 @@ class _Drain:
     seen: dict[str, bool] = field(default_factory=dict)
 
 
-def demo_config_path() -> Path:
-    """The shipped demo config (``mdh/demo/demo.yaml``; its match spec lies next to it)."""
-    return Path(str(resources.files("mdh.demo").joinpath(DEMO_CONFIG)))
-
-
-def load_demo_config(databases: DemoDatabases) -> MdhConfig:
-    """The demo config with the source URLs of ``databases``.
-
-    Raises:
-        ConfigFileError: the shipped file is broken (a packaging bug).
-    """
-    environ = {
-        "MDH_DEMO_CRM_URL": databases.crm,
-        "MDH_DEMO_BILLING_URL": databases.billing,
-        "MDH_DEMO_ERP_URL": databases.erp,
-    }
-    return load_config(demo_config_path(), environ)
-
-
 def external_databases(url: str) -> DemoDatabases:
-    """The demo databases on the server of an external hub URL (same host and credentials)."""
-    params = conninfo.conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://"))
+    """The demo databases on the server of an external hub URL (same host and credentials).
 
-    def on(dbname: str) -> str:
-        return conninfo.make_conninfo(**{**params, "dbname": dbname})  # type: ignore[arg-type]
+    The server needs ``wal_level=logical`` and a user allowed to create databases,
+    publications and replication slots.
+    """
+    hub = sa.engine.make_url(url).set(drivername="postgresql")
+
+    def on(database: str) -> str:
+        return hub.set(database=database).render_as_string(hide_password=False)
 
     return DemoDatabases(
         crm=on("crm"),
@@ -200,7 +191,7 @@ class _Tracker(DemoChangeMapper):
             and message is not None
             and message.prefix == _DRAIN_PREFIX
         ):
-            self._runner._marker_seen(self._system, message.content.decode("utf-8", "replace"))
+            self._runner.marker_seen(self._system, message.content.decode("utf-8", "replace"))
         return super().map_change(envelope)
 
 
@@ -292,13 +283,22 @@ class DemoRunner:
                 conn.execute(sa.text(f"TRUNCATE {', '.join(HUB_TABLES)} CASCADE"))
         self.hub = HubServices(
             engine,
-            matcher=self.config.build_matcher(),
+            matcher=self._matcher(),
             rules=self.config.survivorship,
             targets=self.config.targets,
         )
         self._status_engine = sa.create_engine(
             self.hub_url, poolclass=sa.pool.NullPool, connect_args={"connect_timeout": 10}
         )
+
+    def _matcher(self) -> Matcher:
+        """The demo config's model, its prior scaled to the world's size (``with_prior_for``)."""
+        assert self.config is not None
+        assert self.seed_result is not None
+        matcher = self.config.build_matcher()
+        if isinstance(matcher, MatchModel):
+            return with_prior_for(matcher, sum(self.seed_result.rows.values()))
+        return matcher
 
     def _generator_config(self, databases: DemoDatabases) -> GeneratorConfig:
         existing = None if self.options.reset else find_dataset(databases)
@@ -381,20 +381,9 @@ class DemoRunner:
         return rows
 
     def _start_api(self) -> None:
-        """Serve the API on ``api_host:api_port`` when ``api.app.create_app`` exists.
-
-        The hook for the API package: it is looked up at run time, so the demo runs (without
-        an API) before the API lands, and picks it up as soon as it does.
-        """
-        try:
-            factory = importlib.import_module("api.app").create_app
-        except (ImportError, AttributeError) as exc:
-            self.say(f"API not available ({exc}); running without it")
-            return
-        import uvicorn
-
+        """Serve the API (``api.app.create_app``) on ``api_host:api_port`` in a thread."""
         assert self.hub is not None
-        app = factory(self.hub, capture_status=self.metrics.snapshot)
+        app = create_app(self.hub, capture_status=self.metrics.snapshot)
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -430,7 +419,12 @@ class DemoRunner:
                 detail = f"could not listen on {self.options.api_host}:{self.options.api_port}"
             raise DemoPartFailedError("API", str(detail))
         self.api_url = f"http://{self.options.api_host}:{self.options.api_port}"
-        self.say(f"API on {self.api_url} (docs at {self.api_url}/docs)")
+        # A steward key for this run, shown once, as `mdh keys create` shows it.
+        issued = self.hub.desk(_DEMO_ACTOR).create_api_key("mdh-demo", ApiRole.STEWARD)
+        self.say(
+            f"API on {self.api_url} (docs at {self.api_url}/docs); steward key for this run:"
+            f" {issued.token}"
+        )
 
     def _start_traffic(self) -> None:
         assert self.databases is not None
@@ -622,7 +616,7 @@ class DemoRunner:
             time.sleep(0.1)
         return False
 
-    def _marker_seen(self, system: str, token: str) -> None:
+    def marker_seen(self, system: str, token: str) -> None:
         with self._drain_lock:
             if token == self._drain.token:
                 self._drain.seen[system] = True
@@ -735,16 +729,12 @@ class DemoRunner:
         return evaluate(self.hub_url, self.databases.truth)
 
     def hub_duplicate_rate(self) -> float | None:
-        """The overall duplicate rate of the hub's own duplicate-rate report, if it has one."""
-        report = getattr(self.hub, "duplicate_report", None)
-        if report is None:
-            return None
+        """The overall duplicate rate of the hub's own duplicate-rate report."""
+        assert self.hub is not None
         try:
-            module = importlib.import_module("hub.services.reports")
-            query = module.ReportQuery(since=datetime(1970, 1, 1, tzinfo=UTC))
-            frame = report(query).frames["overall"]
-            return float(frame["duplicate_rate"].iloc[0])
-        except Exception as exc:  # an optional report must not spoil the demo's end
+            report = self.hub.duplicate_report(ReportQuery(since=datetime(1970, 1, 1, tzinfo=UTC)))
+            return float(report.frames["overall"]["duplicate_rate"].iloc[0])
+        except HubError as exc:  # the quality report is printed all the same
             logger.warning("the hub's duplicate-rate report failed: %s", exc)
             return None
 

@@ -10,7 +10,8 @@ another seed than the demo's, mapped exactly as capture maps it (``mdh.demo.mapp
     python -m mdh.demo.training --customers 10000 --seed 7 --out src/mdh/demo/demo_model.json
     python -m mdh.demo.training --check --customers 5000 --seed 42   # offline precision/recall
 
-``--check`` scores a world in batch (``matching.dedupe``) and counts pairs like
+``--check`` scores a world in batch (``matching.dedupe``, the model's prior scaled to the world as
+the demo scales it) and counts pairs like
 ``mdh.demo.evaluation``; the hub links incrementally, so its numbers differ a little, but a
 spec or threshold change shows here in seconds instead of a demo run.
 """
@@ -30,9 +31,9 @@ from pydantic import ValidationError
 
 from hub.model import CanonicalParty
 from matching import MatchModel, MatchSpec, dedupe, load_spec, train
+from mdh.demo.config import demo_config_path, load_demo_config
 from mdh.demo.generator import DemoWorld, GeneratorConfig, generate
 from mdh.demo.mapping import DemoChangeMapper, ReferenceData, row_envelope
-from mdh.demo.runner import demo_config_path, load_demo_config
 from mdh.demo.schemas import SOURCE_TABLES, DemoDatabases
 
 # Referenced tables first, so the joins find what they join with.
@@ -102,22 +103,38 @@ M_FLOOR = 0.02
 
 
 def with_m_floor(model: MatchModel, floor: float = M_FLOOR) -> MatchModel:
-    """The model with every m probability raised to at least ``floor`` (then renormalised).
+    """The model with small m probabilities raised towards ``floor`` (then renormalised).
 
     EM over blocked pairs of one generated world learns that true matches (almost) never
     disagree on postcode, country or a middle initial, and gives such a disagreement -20
     bits: a customer who moved, or a contact whose two systems know different e-mail
-    addresses, could then never be linked. The floor keeps every disagreement possible
-    (-5.6 bits where u is 0.99), as a prior on m would.
+    addresses, could then never be linked. A level's m is raised to ``floor``, but never above
+    its u: the floor bounds how much a disagreement counts against a match (-5.6 bits where u
+    is 0.99) and never turns a level into evidence for one (a joint comparison has dozens of
+    rare combinations, "other surname but same street" among them, that must stay neutral).
     """
     parameters = []
     for params in model.parameters:
-        raised = [max(m, floor) for m in params.m]
+        raised = [max(m, min(floor, u)) for m, u in zip(params.m, params.u, strict=True)]
         total = sum(raised)
         parameters.append(
             dataclasses.replace(params, m=tuple(m / total for m in raised), u=params.u)
         )
     return dataclasses.replace(model, parameters=tuple(parameters))
+
+
+def with_prior_for(model: MatchModel, records: int) -> MatchModel:
+    """The model with its prior scaled to a store of ``records`` records.
+
+    The prior is the chance that a random pair is a match, which shrinks as the store grows
+    (a record has about the same number of duplicates whatever the store's size): trained on
+    ~38,000 records, it would be ten times too high for the 380,000 of a 100,000-customer
+    world and merge namesakes.
+    """
+    trained = model.training.get("records") if model.training else None
+    if not isinstance(trained, int) or trained <= 0 or records <= 0:
+        return model
+    return dataclasses.replace(model, prior=min(0.5, model.prior * trained / records))
 
 
 def train_demo_model(config: GeneratorConfig, spec: MatchSpec | None = None) -> MatchModel:
@@ -228,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"model written to {args.out}")
     if args.check:
         began = time.perf_counter()
-        check = check_model(model, records)
+        # As the demo does: the prior scaled to the world that is checked.
+        check = check_model(with_prior_for(model, len(records.features)), records)
         print(
             f"checked in {time.perf_counter() - began:.1f}s: precision {check.precision:.4f},"
             f" recall (match + review) {check.recall:.4f}, automatic recall"
