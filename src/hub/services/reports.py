@@ -530,8 +530,10 @@ def _typed(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
             frame[name] = frame[name].astype("int64")
         elif dtype == "float64":
             frame[name] = frame[name].astype("float64")
-        elif dtype in ("str", "object"):
-            frame[name] = frame[name].astype(str)
+        elif dtype in ("str", "object") or dtype.startswith("string"):
+            # pandas 3 (pyarrow strings) and pandas 2 (object) spell "text" differently:
+            # cast to exactly what this pandas/pandera pair expects.
+            frame[name] = frame[name].astype(str).astype(column.dtype.type)
     validated: pd.DataFrame = schema.validate(frame, lazy=True)
     return validated
 
