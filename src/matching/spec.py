@@ -16,31 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from matching.errors import SpecError
+from matching.features import FEATURE_KEYS
 
-# The flat feature dict produced by `matching.features.standardize_record`.
-FEATURE_KEYS: tuple[str, ...] = (
-    "kind",
-    "name",
-    "given_name",
-    "given_name_raw",
-    "middle_initial",
-    "family_name",
-    "legal_form",
-    "emails",
-    "email_locals",
-    "phones",
-    "tax_id",
-    "national_id",
-    "dob",
-    "house_number",
-    "street",
-    "unit",
-    "postcode",
-    "city",
-    "region",
-    "country",
-    "domain",
-)
 LIST_FEATURES: frozenset[str] = frozenset({"emails", "email_locals", "phones"})
 
 ComparisonKind = Literal[
