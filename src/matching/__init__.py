@@ -3,11 +3,11 @@
 from matching.batch import DedupeResult, PairScores, dedupe
 from matching.cluster import cluster_records
 from matching.errors import MatchingError, ModelFormatError, SpecError
+from matching.features import FEATURE_KEYS
 from matching.index import MatchIndex
 from matching.model import ComparisonParameters, MatchModel, TfTable
 from matching.scoring import Decision, ScoredPair
 from matching.spec import (
-    FEATURE_KEYS,
     BlockingRuleSpec,
     ComparisonSpec,
     HardConflictSpec,
