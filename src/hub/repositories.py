@@ -423,8 +423,27 @@ GoldenIds = Iterable[int] | GoldenQuery
 def _golden_condition(golden_ids: GoldenIds) -> tuple[str, Mapping[str, Any]]:
     """``<column> <condition>`` matching these golden records, and its parameters."""
     if isinstance(golden_ids, GoldenQuery):
-        return f"IN ({golden_ids.sql})", golden_ids.params
+        # An array built once (an init plan), so the planner probes the index with it.
+        return f"= ANY(ARRAY({golden_ids.sql}))", golden_ids.params
     return "= ANY(CAST(%(golden_ids)s AS bigint[]))", {"golden_ids": sorted(set(golden_ids))}
+
+
+# The blocking keys of ``%(keys)s`` and their source records. For a few keys, one index probe
+# per key: the subquery is fenced (OFFSET 0) so that the planner, misled by missing or stale
+# statistics, cannot scan the whole table instead. For many keys, the planner chooses.
+PROBED_KEYS_MAX = 256
+_PROBED_CANDIDATES = (
+    " FROM unnest(CAST(%(keys)s AS text[])) AS k(key) CROSS JOIN LATERAL"
+    " (SELECT key, source_record_id FROM blocking_keys WHERE key = k.key OFFSET 0) AS b"
+)
+_MATCHED_CANDIDATES = " FROM blocking_keys b WHERE b.key = ANY(CAST(%(keys)s AS text[]))"
+
+
+def _candidates(keys: Sequence[str]) -> str:
+    return _PROBED_CANDIDATES if len(keys) <= PROBED_KEYS_MAX else _MATCHED_CANDIDATES
+
+
+_GOLDEN_OF_CANDIDATE = "(SELECT c.golden_id FROM source_records c WHERE c.id = b.source_record_id)"
 
 
 def goldens_of_batch(keys: Iterable[SourceKey], blocking_keys: Sequence[str]) -> GoldenQuery:
@@ -433,9 +452,7 @@ def goldens_of_batch(keys: Iterable[SourceKey], blocking_keys: Sequence[str]) ->
     return GoldenQuery(
         "WITH s AS (SELECT s.id, s.golden_id" + _BY_KEYS + ")"
         " SELECT golden_id FROM s"
-        " UNION SELECT c.golden_id FROM blocking_keys b"
-        " JOIN source_records c ON c.id = b.source_record_id"
-        " WHERE b.key = ANY(CAST(%(keys)s AS text[]))"
+        f" UNION SELECT {_GOLDEN_OF_CANDIDATE}{_candidates(blocking_keys)}"
         " UNION SELECT p.golden_id FROM match_constraints m"
         " JOIN source_records p"
         " ON p.id IN (m.left_source_record_id, m.right_source_record_id)"
@@ -461,9 +478,7 @@ def queue_blocking_candidates(
 ) -> Pending[list[tuple[str, int, int | None]]]:
     """(key, source record id, its golden id) for every stored blocking key among ``keys``."""
     return batch.query(
-        "SELECT b.key, b.source_record_id, s.golden_id FROM blocking_keys b"
-        " JOIN source_records s ON s.id = b.source_record_id"
-        " WHERE b.key = ANY(CAST(%(keys)s AS text[]))",
+        f"SELECT b.key, b.source_record_id, {_GOLDEN_OF_CANDIDATE}{_candidates(keys)}",
         {"keys": list(keys)},
         lambda rows: [(r[0], r[1], r[2]) for r in rows],
     )

@@ -69,6 +69,9 @@ from hub.states import SourceRecordState, to_json
 REVIEW_CANDIDATES_PER_RECORD = 3
 """At most this many review tasks are opened for one changed source record (best first)."""
 
+SERVER_FOUND_LOCKS_MAX_KEYS = repo.PROBED_KEYS_MAX
+"""Up to this many blocking keys, the first golden-record locks are found by the database."""
+
 
 @dataclass(frozen=True)
 class _Prepared:
@@ -378,14 +381,18 @@ class BatchApply:
         finds nothing that is not locked. Returns the batch's stored rows as read after those
         locks, and the ids of the new source records.
 
-        Each pass is one round trip: the locks, then the reads that must follow them. The
-        first pass needs no ids: the database finds the golden records to lock.
+        Each pass is one round trip: the locks, then the reads that must follow them. For a
+        small batch the first pass also locks the golden records the database finds.
         """
         keys = [p.change.key for p in prepared if p.keyed]
         with repo.SqlBatch(self.session) as batch:
             repo.queue_advisory_lock(batch, [repo.lock_id("block", key) for key in batch_keys])
-            # The golden records to lock, as the database finds them once the keys are locked.
-            locking = self.work.queue_lock(batch, repo.goldens_of_batch(keys, batch_keys))
+            locking = None
+            if len(batch_keys) <= SERVER_FOUND_LOCKS_MAX_KEYS:
+                # A small batch saves a round trip: the database finds the golden records to
+                # lock (looking up the candidates once more for each statement that needs
+                # them, which a large batch would pay more for than for the round trip).
+                locking = self.work.queue_lock(batch, repo.goldens_of_batch(keys, batch_keys))
             reads = self._queue_reads(batch, keys, batch_keys)
             ids = repo.queue_allocate_ids(batch, "source_records", new_count)
         self.work.adopt_locked(locking)
