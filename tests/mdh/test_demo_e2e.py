@@ -177,3 +177,30 @@ def test_a_second_run_resumes_without_a_new_snapshot(
     assert second.report["quality"]["records"] == first_run.report["quality"]["records"]
     with _connect(server, "mdh") as hub:
         assert hub.execute(query).fetchone() == before
+
+
+def test_golden_ids_are_written_back_to_the_sources(
+    first_run: DemoRun, server: EmbeddedPostgres
+) -> None:
+    tables = {"crm": ("account", "contact"), "billing": ("account", "contact")}
+    tables["erp"] = ("kna1", "knvk")
+    with _connect(server, "mdh") as hub:
+        golden_of = {
+            (system, table, pk): str(golden)
+            for system, table, pk, golden in hub.execute(
+                "SELECT system, source_table, pk, golden_id FROM source_records"
+                " WHERE NOT deleted AND golden_id IS NOT NULL"
+            )
+        }
+    rows = written = agreeing = 0
+    for system, names in tables.items():
+        with _connect(server, system) as conn:
+            for table in names:
+                key = "kunnr" if table == "kna1" else "parnr" if table == "knvk" else "id"
+                for pk, golden in conn.execute(f"SELECT {key}, mdh_golden_id FROM {table}"):
+                    rows += 1
+                    written += golden is not None
+                    agreeing += golden is not None and golden == golden_of.get((system, table, pk))
+    assert written >= 0.95 * rows
+    # A row whose golden record merged since may still name the old id until the next delivery.
+    assert agreeing >= 0.9 * rows

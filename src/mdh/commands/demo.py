@@ -74,6 +74,9 @@ def demo(
         ),
     ] = False,
     api: Annotated[bool, typer.Option(help="Serve the API.")] = True,
+    publish: Annotated[
+        bool, typer.Option(help="Write golden records back to CRM, billing and ERP.")
+    ] = True,
     api_port: Annotated[int, typer.Option(min=1, max=65535, help="The API's port.")] = 8000,
 ) -> None:
     """Run the demo: three source systems feeding the hub, with live traffic.
@@ -91,6 +94,7 @@ def demo(
         reset=reset,
         api=api,
         api_port=api_port,
+        publish=publish,
     )
     runner = DemoRunner(settings, options, say=lambda line: console.print(line, highlight=False))
     stop = threading.Event()
@@ -111,7 +115,7 @@ def demo(
         code = 1
     finally:
         started = runner.phase != "starting"
-        console.print("stopping: traffic, API, capture")
+        console.print("stopping: traffic, API, write-back, capture")
         runner.stop_parts()
         if code == 0 and started:
             _final_report(runner)

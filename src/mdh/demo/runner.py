@@ -8,16 +8,19 @@
    seeded again); migrate the hub; load the demo config with the sources' URLs.
 2. ``start``: one Debezium engine per source system, each feeding its own apply loop (the
    hub worker) in its own thread, exactly as ``mdh cdc run`` wires them; the API
-   (``api.app.create_app`` under uvicorn, in a thread). A source whose offsets are stored
-   streams on from them: no second snapshot.
+   (``api.app.create_app`` under uvicorn, in a thread); the outbox relay writing golden
+   records back to the three systems (their write-backs come back through CDC and are
+   recognised as echoes). A source whose offsets are stored streams on from them: no second
+   snapshot.
 3. ``poll``, every second or so: reads progress (rows applied per system, golden records,
    review queue, duplicate rates, lag), starts the live traffic once every source's rows have
    reached the hub, and raises ``DemoPartFailedError`` when a part died.
-4. ``drain`` (bounded runs): stops the traffic, then waits until a marker written into each
-   source database after the last transaction has come through its apply loop, so the final
-   report sees every change.
-5. ``close``: traffic, API, capture engines (the batch in flight finishes; offsets flushed),
-   connections, and last the embedded server if this run started it. Safe to call at any
+4. ``drain`` (bounded runs): stops the traffic, waits until the outbox relay has delivered
+   every golden change, then until a marker written into each source database after that has
+   come through its apply loop, so the final report sees every change.
+5. ``close``: traffic, API, outbox relay (deliveries in flight finish), capture engines (the
+   batch in flight finishes; offsets flushed), connections, and last the embedded server if
+   this run started it. Safe to call at any
    point, also after a failure half-way through ``prepare``.
 """
 
@@ -45,6 +48,8 @@ from cdc.debezium import DebeziumSource
 from cdc.debezium import reset as reset_capture
 from cdc.envelope import ChangeEnvelope, Operation
 from cdc.metrics import CaptureMetrics
+from cdc.relay import OutboxRelay, RelayFailedError, build_relays
+from cdc.targets import TargetSetupError, TargetUnavailableError
 from hub.db import create_engine, migrate
 from hub.errors import HubError
 from hub.matcher import Matcher
@@ -95,6 +100,8 @@ class DemoOptions:
     """Traffic transactions per second (0: no traffic)."""
     reset: bool = False
     api: bool = True
+    publish: bool = True
+    """Run the outbox relay: golden records written back to CRM, billing and ERP."""
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
@@ -236,6 +243,8 @@ class DemoRunner:
         self._stop = threading.Event()
         self._traffic = _Part("traffic")
         self._api = _Part("API")
+        self.relays: list[OutboxRelay] = []
+        self._relay_stop = threading.Event()
         self.api_url: str | None = None
         self._status_engine: sa.Engine | None = None
         self._truth_rate: tuple[float, float | None] = (0.0, None)
@@ -369,6 +378,8 @@ class DemoRunner:
             self.engines.append(engine)
             self.loops[connection.name] = loop
         self.say(f"capturing {', '.join(SYSTEMS)} with Debezium (logs in {log_dir})")
+        if self.options.publish:
+            self._start_relay()
         if self.options.api:
             self._start_api()
         self._phase = "snapshot"
@@ -379,6 +390,24 @@ class DemoRunner:
         for table, count in count_rows(self.databases).items():
             rows[table.split(".", 1)[0]] += count
         return rows
+
+    def _start_relay(self) -> None:
+        """The outbox relay (``cdc.relay``): one worker thread per write-back target."""
+        assert self.config is not None
+        assert self.hub is not None
+        if not self.config.target_specs:
+            return
+        self.relays = build_relays(self.hub, self.config.target_specs, self._relay_stop)
+        for adapter in (a for relay in self.relays for a in relay.adapters):
+            try:
+                adapter.open()
+            except TargetSetupError as exc:
+                raise DemoPartFailedError(f"write-back to {exc.target}", exc.detail) from exc
+            except TargetUnavailableError as exc:
+                logger.warning("%s not reachable yet (%s); will keep trying", exc.target, exc)
+        for relay in self.relays:
+            relay.start()
+        self.say(f"publishing golden records to {', '.join(self.config.target_specs)}")
 
     def _start_api(self) -> None:
         """Serve the API (``api.app.create_app``) on ``api_host:api_port`` in a thread."""
@@ -503,6 +532,14 @@ class DemoRunner:
             except Exception as exc:
                 detail = str(exc)
             raise DemoPartFailedError(f"capture of {engine.source.name}", detail)
+        if self._relay_stop.is_set() and self._phase != "stopping":
+            # A relay worker failed and stopped the others (cdc.relay): say why.
+            for relay in self.relays:
+                try:
+                    relay.join(0)
+                except RelayFailedError as exc:
+                    raise DemoPartFailedError("write-back", str(exc)) from exc
+            raise DemoPartFailedError("write-back", "the outbox relay stopped")
         for part in (self._traffic, self._api):
             if part.error is not None:
                 raise DemoPartFailedError(part.name, f"{type(part.error).__name__}: {part.error}")
@@ -588,16 +625,33 @@ class DemoRunner:
     # --- 4. drain ------------------------------------------------------------------------
 
     def drain(self, timeout: float = 60.0) -> bool:
-        """Stop the traffic and wait until every change before now has reached the hub.
+        """Stop the traffic and wait until every change before now has reached the hub, and
+        every golden change the sources (when the relay runs). Returns False when ``timeout``
+        passed first.
 
-        A logical-decoding message (``pg_logical_emit_message``) written into each source
-        after the traffic stopped travels the same stream as the changes; once each has come
-        through its apply loop, and the batch that carried it is committed, the hub has
-        everything. Returns False when ``timeout`` passed first.
+        1. Markers through every apply loop: the hub has every change of the traffic.
+        2. The outbox relay has delivered every golden change those made.
+        3. Markers again: the write-backs' echoes are through as well.
         """
         self._stop_traffic()
-        assert self.databases is not None
         self._phase = "draining"
+        deadline = time.monotonic() + timeout
+        if not self._markers_through(deadline):
+            return False
+        if not self.relays:
+            return True
+        while self._outbox_pending():
+            if time.monotonic() >= deadline:
+                return False
+            self._check_parts()
+            time.sleep(0.2)
+        return self._markers_through(deadline)
+
+    def _markers_through(self, deadline: float) -> bool:
+        """Write a logical-decoding message (``pg_logical_emit_message``) into each source and
+        wait until each has come through its apply loop and the batch that carried it is
+        committed: it travels the same stream as the changes, after every one before it."""
+        assert self.databases is not None
         token = f"{os.getpid()}-{time.time_ns()}"
         with self._drain_lock:
             self._drain = _Drain(token, dict.fromkeys(SYSTEMS, False))
@@ -605,7 +659,6 @@ class DemoRunner:
         for system in SYSTEMS:
             with psycopg.connect(self.databases.url(system), autocommit=True) as conn:
                 conn.execute("SELECT pg_logical_emit_message(true, %s, %s)", (_DRAIN_PREFIX, token))
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_parts()
             with self._drain_lock:
@@ -615,6 +668,10 @@ class DemoRunner:
                 return True
             time.sleep(0.1)
         return False
+
+    def _outbox_pending(self) -> int:
+        assert self.hub is not None
+        return sum(target.pending for target in self.hub.publishing().status())
 
     def marker_seen(self, system: str, token: str) -> None:
         with self._drain_lock:
@@ -639,6 +696,7 @@ class DemoRunner:
             [
                 ("traffic", self._stop_traffic),
                 ("API", self._stop_api),
+                ("write-back", self._stop_relay),
                 ("capture", self._stop_capture),
             ]
         )
@@ -662,6 +720,14 @@ class DemoRunner:
                 step()
             except Exception as exc:  # keep stopping the rest
                 logger.error("stopping %s failed: %s", name, exc)
+
+    def _stop_relay(self) -> None:
+        self._relay_stop.set()
+        for relay in self.relays:
+            try:
+                relay.join(30)
+            except RelayFailedError as exc:
+                logger.error("the outbox relay ended with: %s", exc)
 
     def _stop_api(self) -> None:
         if self._api.stop is not None:
