@@ -464,6 +464,15 @@ class GoldenWork:
             self.flush(batch)
             return self.queue_history(batch)
 
+    def release(self) -> None:
+        """Forget every record held (once saved): frees them at once rather than whenever
+        the work itself is dropped."""
+        self._touched.clear()
+        self._dirty.clear()
+        self._provisional.clear()
+        self._history.clear()
+        self.records.clear()
+
     def _source_committed_at(self, touched: _Touched) -> datetime | None:
         """The latest source commit among this golden record's source records written in this
         transaction (None for steward actions): where the sync-latency KPI starts."""
