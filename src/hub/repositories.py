@@ -95,6 +95,8 @@ class SqlBatch:
             self._pipeline = self._connection.pipeline()
             self._pipeline.__enter__()
         cursor = self._connection.cursor()
+        if params:
+            params = {name: _as_array_literal(value) for name, value in params.items()}
         cursor.execute(query.encode(), params)
         return cursor
 
@@ -158,6 +160,21 @@ class SqlBatch:
             " ORDER BY e.n",
             {"rows": "[" + ",".join(encoded) + "]"},
         )
+
+
+_ARRAY_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+
+def _as_array_literal(value: Any) -> Any:
+    """A list of ints or of strings as PostgreSQL array text (the statements cast it): built
+    in a few C calls, where the driver adapts a list element by element in Python."""
+    if type(value) is not list:
+        return value
+    if all(type(item) is int for item in value):
+        return "{" + ",".join(map(str, value)) + "}"
+    if all(type(item) is str for item in value):
+        return "{" + ",".join(['"' + item.translate(_ARRAY_ESCAPES) + '"' for item in value]) + "}"
+    return value
 
 
 @contextmanager
@@ -902,10 +919,21 @@ def add_outbox(batch: SqlBatch, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     encoded = []
+    times: dict[Any, str] = {}  # the rows of one call share a few instants: encoded once
+
+    def instant(value: Any) -> str:
+        text = times.get(value)
+        if text is None:
+            text = times[value] = to_json(_json_field(value))
+        return text
+
     for row in rows:
         payload = row.get("payload_json") or to_json(row["payload"])
-        scalars = to_json([_json_field(row.get(name)) for name, _ in _OUTBOX_SCALARS])
-        encoded.append(f"{scalars[:-1]},{payload}]")
+        fields = [
+            instant(row.get(name)) if kind == "timestamptz" else to_json(row.get(name))
+            for name, kind in _OUTBOX_SCALARS
+        ]
+        encoded.append(f"[{','.join(fields)},{payload}]")
     batch.execute(_OUTBOX_INSERT, {"rows": "[" + ",".join(encoded) + "]"})
 
 
