@@ -79,6 +79,9 @@ DEFAULT_SEED = 42
 STATUS_FILE = "status.json"
 REPORT_FILE = "report.json"
 _DRAIN_PREFIX = "mdh.demo.drain"
+_COUNT_INTERVAL = 10.0
+"""Seconds between counts of the hub for the progress display (estimated in between)."""
+_TRUTH_INTERVAL = 60.0
 _DEMO_ACTOR = AuditContext(actor="mdh-demo", role=ApiRole.ADMIN)
 
 
@@ -153,6 +156,18 @@ class _Part:
     thread: threading.Thread | None = None
     error: BaseException | None = None
     stop: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """The hub counted at ``at`` (monotonic), and the applied changes per system then."""
+
+    at: float | None = None
+    applied: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    linked: int = 0
+    golden: int = 0
+    review: int = 0
 
 
 @dataclass
@@ -248,6 +263,7 @@ class DemoRunner:
         self.api_url: str | None = None
         self._status_engine: sa.Engine | None = None
         self._truth_rate: tuple[float, float | None] = (0.0, None)
+        self._counts = _Counts()
         self._drain = _Drain()
         self._drain_lock = threading.Lock()
         self._phase = "starting"
@@ -551,6 +567,55 @@ class DemoRunner:
             raise DemoPartFailedError("traffic", "stopped by itself")
 
     def _status(self) -> DemoStatus:
+        metrics = self.metrics.snapshot()
+        changes = {name: int(metrics.get(name, {}).get("changes", 0)) for name in SYSTEMS}
+        counts = self._counts
+        estimate = {
+            name: counts.applied.get(name, 0) + changes[name] - counts.changes.get(name, 0)
+            for name in SYSTEMS
+        }
+        # Counting a large store takes a noticeable share of the database: count now and then,
+        # estimate from the applied changes in between, count again to confirm a finish.
+        finished = all(estimate[n] >= self.snapshot_rows.get(n, 0) for n in SYSTEMS)
+        if (
+            counts.at is None
+            or time.monotonic() - counts.at >= _COUNT_INTERVAL
+            or (finished and self._phase == "snapshot")
+        ):
+            counts = self._count(changes)
+            estimate = dict(counts.applied)
+        systems = []
+        for name in SYSTEMS:
+            m = metrics.get(name, {})
+            latency = m.get("commit_to_golden_ms", {})
+            systems.append(
+                SystemStatus(
+                    name=name,
+                    rows=self.snapshot_rows.get(name, 0),
+                    applied=estimate.get(name, 0),
+                    events=int(m.get("events", 0)),
+                    events_per_second=float(m.get("events_per_second", 0.0)),
+                    lag_p50_ms=latency.get("p50"),
+                    lag_p95_ms=latency.get("p95"),
+                    dead_letters=int(m.get("dead_letters", 0)),
+                )
+            )
+        return DemoStatus(
+            phase=self._phase,
+            elapsed=time.monotonic() - self.started_at,
+            snapshot_seconds=self.snapshot_seconds,
+            systems=tuple(systems),
+            source_records=counts.linked,
+            golden_records=counts.golden,
+            open_review_tasks=counts.review,
+            duplicate_rate=None if counts.linked == 0 else 1.0 - counts.golden / counts.linked,
+            true_duplicate_rate=self._true_duplicate_rate(),
+            traffic=dataclasses.asdict(self.traffic_counts),
+            api_url=self.api_url,
+        )
+
+    def _count(self, changes: dict[str, int]) -> _Counts:
+        """Count the hub: processed rows per system, linked records, golden records, tasks."""
         assert self._status_engine is not None
         with self._status_engine.connect() as conn:
             # A dead-lettered row was processed too: it counts towards the snapshot.
@@ -565,7 +630,7 @@ class DemoRunner:
                     )
                 ).all()
             )
-            counts = conn.execute(
+            linked, golden, review = conn.execute(
                 sa.text(
                     "SELECT"
                     " (SELECT count(*) FROM source_records"
@@ -574,43 +639,21 @@ class DemoRunner:
                     " (SELECT count(*) FROM review_tasks WHERE status = 'open')"
                 )
             ).one()
-        linked, golden, review = (int(value) for value in counts)
-        metrics = self.metrics.snapshot()
-        systems = []
-        for name in SYSTEMS:
-            m = metrics.get(name, {})
-            latency = m.get("commit_to_golden_ms", {})
-            systems.append(
-                SystemStatus(
-                    name=name,
-                    rows=self.snapshot_rows.get(name, 0),
-                    applied=int(applied.get(name, 0)),
-                    events=int(m.get("events", 0)),
-                    events_per_second=float(m.get("events_per_second", 0.0)),
-                    lag_p50_ms=latency.get("p50"),
-                    lag_p95_ms=latency.get("p95"),
-                    dead_letters=int(m.get("dead_letters", 0)),
-                )
-            )
-        return DemoStatus(
-            phase=self._phase,
-            elapsed=time.monotonic() - self.started_at,
-            snapshot_seconds=self.snapshot_seconds,
-            systems=tuple(systems),
-            source_records=linked,
-            golden_records=golden,
-            open_review_tasks=review,
-            duplicate_rate=None if linked == 0 else 1.0 - golden / linked,
-            true_duplicate_rate=self._true_duplicate_rate(),
-            traffic=dataclasses.asdict(self.traffic_counts),
-            api_url=self.api_url,
+        self._counts = _Counts(
+            time.monotonic(),
+            {name: int(applied.get(name, 0)) for name in SYSTEMS},
+            dict(changes),
+            int(linked),
+            int(golden),
+            int(review),
         )
+        return self._counts
 
     def _true_duplicate_rate(self) -> float | None:
-        """``1 - parties / live rows`` from the truth store, refreshed every 10 seconds."""
+        """``1 - parties / live rows`` from the truth store, refreshed every minute."""
         assert self.databases is not None
         checked, value = self._truth_rate
-        if value is not None and time.monotonic() - checked < 10:
+        if value is not None and time.monotonic() - checked < _TRUTH_INTERVAL:
             return value
         with psycopg.connect(self.databases.truth) as conn:
             row = conn.execute(
