@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 import uvicorn
+from api_testkit import Keys, acme, change
 
 from api.app import create_app
 from api.context import ApiSettings
-from conftest import Keys, acme, change
 from hub.model import SourceKey
 from hub.services import HubServices
 

@@ -8,10 +8,10 @@ import time
 from datetime import timedelta
 
 import pytest
+from api_testkit import T0, Keys, acme, change
 from fastapi.testclient import TestClient
 
 from api.schemas import ChangeEventPublic
-from conftest import T0, Keys, acme, change
 from hub.errors import GoldenRecordNotFoundError
 from hub.services import HubServices
 from hub.services.keys import ApiRole, AuditContext

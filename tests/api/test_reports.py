@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pandera.errors
 import pytest
+from api_testkit import T0, Keys, acme, change
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import T0, Keys, acme, change
 from hub.model import SourceKey
 from hub.services import HubServices
 from hub.services.keys import ApiRole, AuditContext

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from api_testkit import ROLES, Keys, truncate_all
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -18,7 +19,6 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.auth import ROLE_EXTENSION
 from api.context import ApiSettings
-from conftest import ROLES, Keys, truncate_all
 from hub.rules import default_rules
 from hub.services import HubServices
 from hub.services.keys import ApiRole, AuditContext

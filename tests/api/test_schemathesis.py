@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from api_testkit import acme, change, truncate_all
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from api.context import ApiSettings
-from conftest import acme, change, truncate_all
 from hub.rules import default_rules
 from hub.services import HubServices
 from hub.services.keys import ApiRole, AuditContext

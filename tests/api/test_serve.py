@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import httpx
+from api_testkit import acme
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.context import ApiSettings
 from cdc.mapping import load_source_mappings
 from cdc.replay import read_replay
-from conftest import acme
 from hub.model import SourceKey
 from hub.records import DeadLetter
 from hub.services import HubServices

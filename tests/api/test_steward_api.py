@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from api_testkit import Keys, acme, change
 from fastapi.testclient import TestClient
 
-from conftest import Keys, acme, change
 from hub.model import SourceKey
 from hub.services import HubServices
 from hub.services.keys import ApiRole

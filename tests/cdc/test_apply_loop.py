@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import SOURCES_YAML, empty_hub, fresh_hub_database, recorded_messages
 from sqlalchemy.engine import Engine
 from test_poison_corpus import CORPUS, LIMIT
 from test_poison_corpus import _mapper as dead_lettering_mapper
@@ -20,7 +21,6 @@ from cdc.envelope import parse_message
 from cdc.mapping import ChangeMapper, load_source_mappings
 from cdc.metrics import CaptureMetrics
 from cdc.raw import RawMessage
-from conftest import SOURCES_YAML, empty_hub, fresh_hub_database, recorded_messages
 from hub.db import create_engine
 from hub.errors import SchemaNotReadyError
 from hub.model import SourceKey

@@ -23,8 +23,8 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import fresh_hub_database
 
-from conftest import fresh_hub_database
 from mdh.embedded_pg import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow

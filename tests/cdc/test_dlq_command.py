@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import FIXTURES, SOURCES_YAML, empty_hub
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, SOURCES_YAML, empty_hub
 from mdh.cli import app
 
 runner = CliRunner()

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from cdc_testkit import RECORDED, RECORDED_OPS, recorded_envelopes, recorded_messages
 
 from cdc.envelope import (
     UNAVAILABLE_PLACEHOLDER,
@@ -19,7 +20,6 @@ from cdc.envelope import (
     parse_message,
 )
 from cdc.raw import RawMessage
-from conftest import RECORDED, RECORDED_OPS, recorded_envelopes, recorded_messages
 
 SCHEMA_RECORDINGS = [name for name, (schemas, _, _) in RECORDED.items() if schemas]
 PLAIN_RECORDINGS = [name for name, (schemas, _, _) in RECORDED.items() if not schemas]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import SOURCES_YAML, empty_hub, recorded_messages
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -26,7 +27,6 @@ from cdc.apply import ApplyLoop
 from cdc.kafka import KafkaSource, KafkaSourceSettings
 from cdc.mapping import ChangeMapper, load_source_mappings
 from cdc.raw import RawMessage
-from conftest import SOURCES_YAML, empty_hub, recorded_messages
 from hub.services import HubServices
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cdc_testkit import RECORDED, SOURCES_YAML, recorded_envelopes
 
 from cdc.envelope import (
     UNAVAILABLE_PLACEHOLDER,
@@ -29,7 +30,6 @@ from cdc.mapping import (
     parse_source_mappings,
 )
 from cdc.raw import RawMessage
-from conftest import RECORDED, SOURCES_YAML, recorded_envelopes
 from hub.model import CanonicalParty, ChangeOp, SourceChange, SourceKey
 
 ACME = {

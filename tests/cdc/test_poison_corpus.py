@@ -8,13 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cdc_testkit import SOURCES_YAML, recorded_messages
 
 from cdc.envelope import parse_message
 from cdc.errors import PoisonMessageError
 from cdc.mapping import ChangeMapper, parse_source_mappings
 from cdc.raw import RawMessage
 from cdc.replay import parse_replay_line
-from conftest import SOURCES_YAML, recorded_messages
 from hub.model import SourceChange
 
 LIMIT = 256 * 1024

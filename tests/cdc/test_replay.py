@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cdc_testkit import FIXTURES, RECORDED_OPS
 
 from cdc.envelope import Operation, parse_message
 from cdc.errors import MalformedMessageError, PoisonMessageError
 from cdc.raw import RawMessage
 from cdc.replay import format_replay_line, parse_replay_line, read_replay, write_replay
-from conftest import FIXTURES, RECORDED_OPS
 
 
 def test_batches_keep_file_order_and_line_numbers(recording: str) -> None:
