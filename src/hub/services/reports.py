@@ -18,7 +18,14 @@ Definitions (a *live* source record is linked to a golden record: not deleted, n
   directly (``steward``: merge, link, unmerge).
 - unmerge rate (the false-merge signal): steward unmerges and unlinks in the window over the
   joins made in it (merges plus records that joined an existing golden record).
-- sync latency: outbox ``delivered_at - created_at`` per target, in the window.
+- sync latency: per target, the outbox rows it acknowledged in the window, with p50/p95/p99
+  (and max) in ms of source commit to acknowledgement (changes from sources), golden commit
+  to acknowledgement (steward actions included) and source commit to golden commit: the
+  definition of ``hub.services.sync.measure_sync_latency``, shared with ``mdh publish
+  status``. Skipped and dead rows are not deliveries; ``pending`` counts what is still to be
+  delivered (dead rows apart), ``oldest_pending_seconds`` the wait of the oldest. Rows an
+  initial load made carry the snapshot's start as their source commit time (they measure
+  the load), and rows pruned after the outbox retention are not counted.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ import pandas as pd
 import pandera.pandas as pa
 import sqlalchemy as sa
 from sqlmodel import Session
+
+from hub.services.sync import measure_sync_latency, target_statuses
 
 
 class TrendBucket(StrEnum):
@@ -148,17 +157,29 @@ UNMERGE_SCHEMA = pa.DataFrameSchema(
     },
     strict=True,
 )
+SYNC_SPANS = ("source_to_target", "golden_to_target", "source_to_golden")
+"""The sync-latency spans of the report, each as ``<span>_p50_ms`` ... ``<span>_max_ms``."""
 SYNC_SCHEMA = pa.DataFrameSchema(
     {
         "target": pa.Column(str, unique=True),
         "delivered": _count(),
+        "from_sources": _count(),
         "pending": _count(),
-        "p50_ms": _number(),
-        "p95_ms": _number(),
-        "p99_ms": _number(),
-        "max_ms": _number(),
+        "dead": _count(),
+        "skipped": _count(),
+        **{
+            f"{span}_{stat}_ms": _number()
+            for span in SYNC_SPANS
+            for stat in ("p50", "p95", "p99", "max")
+        },
         "oldest_pending_seconds": _number(),
     },
+    checks=pa.Check(
+        lambda df: (
+            df["source_to_target_p50_ms"].isna()
+            | (df["source_to_target_p50_ms"] <= df["source_to_target_p95_ms"])
+        ).all()
+    ),
     strict=True,
 )
 
@@ -479,45 +500,31 @@ def _unmerge(session: Session, query: ReportQuery) -> pd.DataFrame:
 
 
 def _sync(session: Session, now: datetime, query: ReportQuery) -> pd.DataFrame:
-    rows = _rows(
-        session,
-        """
-        WITH d AS (
-          SELECT target, extract(epoch FROM (delivered_at - created_at)) * 1000.0 AS ms
-          FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at >= :since
-        ), p AS (
-          SELECT target, count(*) AS pending, min(created_at) AS oldest
-          FROM outbox WHERE delivered_at IS NULL GROUP BY target
-        ), t AS (SELECT target FROM d UNION SELECT target FROM p)
-        SELECT t.target,
-          (SELECT count(*) FROM d WHERE d.target = t.target) AS delivered,
-          coalesce(p.pending, 0) AS pending,
-          (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM d WHERE d.target = t.target) AS p50,
-          (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) FROM d WHERE d.target = t.target) AS p95,
-          (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FROM d WHERE d.target = t.target) AS p99,
-          (SELECT max(ms) FROM d WHERE d.target = t.target) AS max_ms,
-          extract(epoch FROM (:now - p.oldest)) AS oldest_pending
-        FROM t LEFT JOIN p ON p.target = t.target ORDER BY t.target
-        """,
-        since=query.since,
-        now=now,
-    )
-    return pd.DataFrame(
-        [
-            {
-                "target": r.target,
-                "delivered": int(r.delivered),
-                "pending": int(r.pending),
-                "p50_ms": _float(r.p50),
-                "p95_ms": _float(r.p95),
-                "p99_ms": _float(r.p99),
-                "max_ms": _float(r.max_ms),
-                "oldest_pending_seconds": _float(r.oldest_pending),
-            }
-            for r in rows
-        ],
-        columns=list(SYNC_SCHEMA.columns),
-    )
+    statuses = {s.target: s for s in target_statuses(session, now)}
+    latencies = {k.target: k for k in measure_sync_latency(session, since=query.since)}
+    records: list[dict[str, Any]] = []
+    for target in sorted({*statuses, *latencies}):
+        status = statuses.get(target)
+        latency = latencies.get(target)
+        record: dict[str, Any] = {
+            "target": target,
+            "delivered": latency.delivered if latency else 0,
+            "from_sources": latency.source_to_target.count if latency else 0,
+            "pending": status.pending if status else 0,
+            "dead": status.dead if status else 0,
+            "skipped": status.skipped if status else 0,
+        }
+        for span in SYNC_SPANS:
+            figures = getattr(latency, span) if latency else None
+            for stat in ("p50", "p95", "p99", "max"):
+                value = getattr(figures, stat) if figures else None
+                record[f"{span}_{stat}_ms"] = math.nan if value is None else float(value)
+        oldest = status.oldest_pending_at if status else None
+        record["oldest_pending_seconds"] = (
+            math.nan if oldest is None else max((now - oldest).total_seconds(), 0.0)
+        )
+        records.append(record)
+    return pd.DataFrame(records, columns=list(SYNC_SCHEMA.columns))
 
 
 def _typed(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
@@ -566,6 +573,7 @@ class StoreStatus:
     dead_letters_open: int
     history_head: int
     outbox_pending: Mapping[str, int]
+    """Per target: rows not yet delivered (dead ones apart)."""
     applied: tuple[tuple[str, str, int, datetime], ...]
     """(source, partition, offset, applied at) of every capture stream."""
     last_source_commit: Mapping[str, datetime]
@@ -585,7 +593,8 @@ def store_status(session: Session) -> StoreStatus:
     )
     pending = _rows(
         session,
-        "SELECT target, count(*) AS n FROM outbox WHERE delivered_at IS NULL GROUP BY target",
+        "SELECT target, count(*) AS n FROM outbox"
+        " WHERE delivered_at IS NULL AND dead_at IS NULL GROUP BY target",
     )
     applied = _rows(
         session,

@@ -23,10 +23,15 @@ That depends on these steps:
    relays at the same time. After a crash the lease runs out and the row is delivered again:
    the idempotency key (``golden_id:version:target``) lets the target drop the repeat.
 
-Sync latency: ``source_committed_at`` (the source commit of the change behind the golden
-change; None for steward actions), ``golden_committed_at`` (written just before the golden
-change commits) and ``acknowledged_at`` give per target the percentiles of source to golden,
-golden to target and source to target.
+Sync latency (``measure_sync_latency``, the one definition every report uses):
+``source_committed_at`` (the source commit of the change behind the golden change; None for
+steward actions), ``golden_committed_at`` (written just before the golden change commits) and
+``acknowledged_at`` give per target the percentiles of source to golden, golden to target and
+source to target over the acknowledged rows; skipped and dead rows are not deliveries.
+
+Retention (``prune``): settled rows superseded by a later acknowledged version of their golden
+record are deleted once older than the retention; pending and dead rows, and each golden
+record's latest acknowledged version per target, stay.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ from hub.services._tx import run_in_transaction
 T = TypeVar("T")
 
 _PENDING = "delivered_at IS NULL AND dead_at IS NULL"
+
+DEFAULT_RETENTION = timedelta(days=7)
+"""How long settled outbox rows are kept for the KPI and ``replay --all-versions``."""
 
 
 @dataclass(frozen=True)
@@ -350,11 +358,21 @@ class Publishing:
         Raises:
             GoldenRecordNotFoundError: no golden record ever had this id.
         """
+        found = self.writeback_states([golden_id], system).get(golden_id)
+        if found is None:
+            raise GoldenRecordNotFoundError(golden_id)
+        return found
+
+    def writeback_states(self, golden_ids: Sequence[int], system: str) -> dict[int, WritebackState]:
+        """``writeback_state`` of several golden records in one statement (one snapshot);
+        an id no golden record ever had is left out."""
+        if not golden_ids:
+            return {}
         # One statement sees one snapshot: no transaction round trips needed.
         return run_in_transaction(
             self._single_statement,
             "writeback state",
-            lambda s: _writeback_state(s, golden_id, system),
+            lambda s: _writeback_states(s, golden_ids, system),
             attempts=self.attempts,
         )
 
@@ -363,43 +381,7 @@ class Publishing:
     def status(self) -> list[TargetStatus]:
         """Per target: pending, in flight, retrying, delivered, skipped and dead rows."""
         now = self.clock()
-        statement = sa.text(
-            f"""
-            SELECT target,
-              count(*) FILTER (WHERE {_PENDING}) AS pending,
-              count(*) FILTER (WHERE {_PENDING} AND claimed_by IS NOT NULL
-                               AND next_attempt_at > :now) AS in_flight,
-              count(*) FILTER (WHERE {_PENDING} AND claimed_by IS NULL
-                               AND last_error IS NOT NULL) AS retrying,
-              count(*) FILTER (WHERE delivered_at IS NOT NULL AND NOT skipped) AS delivered,
-              count(*) FILTER (WHERE skipped) AS skipped,
-              count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,
-              min(created_at) FILTER (WHERE {_PENDING}) AS oldest_pending_at,
-              (SELECT e.last_error FROM outbox e
-                WHERE e.target = outbox.target AND e.last_error IS NOT NULL
-                  AND e.delivered_at IS NULL
-                ORDER BY e.id DESC LIMIT 1) AS last_error
-            FROM outbox GROUP BY target ORDER BY target
-            """
-        )
-
-        def work(session: Session) -> list[TargetStatus]:
-            return [
-                TargetStatus(
-                    target=r.target,
-                    pending=int(r.pending),
-                    in_flight=int(r.in_flight),
-                    retrying=int(r.retrying),
-                    delivered=int(r.delivered),
-                    skipped=int(r.skipped),
-                    dead=int(r.dead),
-                    oldest_pending_at=r.oldest_pending_at,
-                    last_error=r.last_error,
-                )
-                for r in session.execute(statement, {"now": now})
-            ]
-
-        return self._read("publish status", work)
+        return self._read("publish status", lambda s: target_statuses(s, now))
 
     def dead(self, target: str | None = None, limit: int = 100) -> list[DeadDelivery]:
         """Dead rows, newest first."""
@@ -487,51 +469,32 @@ class Publishing:
 
         return self._write("replay deliveries", work)
 
+    def prune(self, *, older_than: timedelta = DEFAULT_RETENTION) -> int:
+        """Delete rows settled more than ``older_than`` ago that a later version of their
+        golden record has superseded at the same target; returns how many.
+
+        Kept whatever their age: pending and dead rows (a dead row stays until it is retried
+        and delivered), and per golden record and target the latest acknowledged version and
+        the latest settled one, which are what ``replay`` sends (a replay reaching back past
+        the retention sends each golden record's current state) and what ``retry_dead``
+        compares a dead row with. The KPI and ``replay --all-versions`` see every row settled
+        within the retention.
+        """
+        cutoff = self.clock() - older_than
+
+        def work(session: Session) -> int:
+            return _count(session.execute(_PRUNE, {"cutoff": cutoff}))
+
+        return self._write("prune outbox", work)
+
     def sync_latency(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[TargetSyncLatency]:
         """Per target, percentiles (ms) of the three spans (module docstring) over the rows
-        first acknowledged in [``since``, ``until``); skipped rows are not measured."""
-        statement = sa.text(
-            """
-            WITH d AS (
-              SELECT target,
-                extract(epoch FROM golden_committed_at - source_committed_at) * 1000.0 AS s2g,
-                extract(epoch FROM acknowledged_at - golden_committed_at) * 1000.0 AS g2t,
-                extract(epoch FROM acknowledged_at - source_committed_at) * 1000.0 AS s2t
-              FROM outbox
-              WHERE acknowledged_at IS NOT NULL AND NOT skipped
-                AND (CAST(:since AS timestamptz) IS NULL OR acknowledged_at >= :since)
-                AND (CAST(:until AS timestamptz) IS NULL OR acknowledged_at < :until)
-            )
-            SELECT target, count(*) AS delivered,
-              count(s2g) AS n_s2g,
-              percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s2g) AS q_s2g,
-              max(s2g) AS max_s2g,
-              count(g2t) AS n_g2t,
-              percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY g2t) AS q_g2t,
-              max(g2t) AS max_g2t,
-              count(s2t) AS n_s2t,
-              percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s2t) AS q_s2t,
-              max(s2t) AS max_s2t
-            FROM d GROUP BY target ORDER BY target
-            """
+        first acknowledged in [``since``, ``until``) (``measure_sync_latency``)."""
+        return self._read(
+            "sync latency", lambda s: measure_sync_latency(s, since=since, until=until)
         )
-
-        def work(session: Session) -> list[TargetSyncLatency]:
-            rows = session.execute(statement, {"since": since, "until": until})
-            return [
-                TargetSyncLatency(
-                    target=r.target,
-                    delivered=int(r.delivered),
-                    source_to_golden=_percentiles(r.n_s2g, r.q_s2g, r.max_s2g),
-                    golden_to_target=_percentiles(r.n_g2t, r.q_g2t, r.max_g2t),
-                    source_to_target=_percentiles(r.n_s2t, r.q_s2t, r.max_s2t),
-                )
-                for r in rows
-            ]
-
-        return self._read("sync latency", work)
 
 
 def _count(result: Any) -> int:
@@ -553,20 +516,145 @@ def _percentiles(
     )
 
 
-_WRITEBACK_STATE = sa.text(
+_STATUS = sa.text(
+    f"""
+    SELECT target,
+      count(*) FILTER (WHERE {_PENDING}) AS pending,
+      count(*) FILTER (WHERE {_PENDING} AND claimed_by IS NOT NULL
+                       AND next_attempt_at > :now) AS in_flight,
+      count(*) FILTER (WHERE {_PENDING} AND claimed_by IS NULL
+                       AND last_error IS NOT NULL) AS retrying,
+      count(*) FILTER (WHERE delivered_at IS NOT NULL AND NOT skipped) AS delivered,
+      count(*) FILTER (WHERE skipped) AS skipped,
+      count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,
+      min(created_at) FILTER (WHERE {_PENDING}) AS oldest_pending_at,
+      (SELECT e.last_error FROM outbox e
+        WHERE e.target = outbox.target AND e.last_error IS NOT NULL
+          AND e.delivered_at IS NULL
+        ORDER BY e.id DESC LIMIT 1) AS last_error
+    FROM outbox GROUP BY target ORDER BY target
+    """
+)
+
+
+def target_statuses(session: Session, now: datetime) -> list[TargetStatus]:
+    """Per target, where its outbox rows stand (``Publishing.status`` and the report)."""
+    return [
+        TargetStatus(
+            target=r.target,
+            pending=int(r.pending),
+            in_flight=int(r.in_flight),
+            retrying=int(r.retrying),
+            delivered=int(r.delivered),
+            skipped=int(r.skipped),
+            dead=int(r.dead),
+            oldest_pending_at=r.oldest_pending_at,
+            last_error=r.last_error,
+        )
+        for r in session.execute(_STATUS, {"now": now})
+    ]
+
+
+def _span(start: str, end: str) -> str:
+    # Times from different clocks (source database, hub database, relay host) may disagree
+    # by a little: a negative span counts as 0 rather than pulling the percentiles down.
+    return (
+        f"CASE WHEN {start} IS NOT NULL AND {end} IS NOT NULL"
+        f" THEN greatest(extract(epoch FROM {end} - {start}) * 1000.0, 0) END"
+    )
+
+
+_SYNC_LATENCY = sa.text(
+    f"""
+    WITH d AS (
+      SELECT target,
+        {_span("source_committed_at", "golden_committed_at")} AS s2g,
+        {_span("golden_committed_at", "acknowledged_at")} AS g2t,
+        {_span("source_committed_at", "acknowledged_at")} AS s2t
+      FROM outbox
+      WHERE acknowledged_at IS NOT NULL AND NOT skipped AND dead_at IS NULL
+        AND (CAST(:since AS timestamptz) IS NULL OR acknowledged_at >= :since)
+        AND (CAST(:until AS timestamptz) IS NULL OR acknowledged_at < :until)
+    )
+    SELECT target, count(*) AS delivered,
+      count(s2g) AS n_s2g,
+      percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s2g) AS q_s2g,
+      max(s2g) AS max_s2g,
+      count(g2t) AS n_g2t,
+      percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY g2t) AS q_g2t,
+      max(g2t) AS max_g2t,
+      count(s2t) AS n_s2t,
+      percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY s2t) AS q_s2t,
+      max(s2t) AS max_s2t
+    FROM d GROUP BY target ORDER BY target
+    """
+)
+
+
+def measure_sync_latency(
+    session: Session, *, since: datetime | None = None, until: datetime | None = None
+) -> list[TargetSyncLatency]:
+    """The sync-latency KPI, the one definition ``Publishing.sync_latency``, ``mdh publish
+    status`` and the duplicate-rate report share.
+
+    Measured: rows a target acknowledged (``acknowledged_at``, its first acknowledgement,
+    kept through replays) in [``since``, ``until``). Not measured: skipped rows (nothing was
+    sent), dead rows (given up on, superseded or not: the target does not have them, even
+    if an earlier attempt of a replay had been acknowledged) and pending ones. Percentiles
+    are ``percentile_cont`` (linear interpolation) in milliseconds.
+    """
+    rows = session.execute(_SYNC_LATENCY, {"since": since, "until": until})
+    return [
+        TargetSyncLatency(
+            target=r.target,
+            delivered=int(r.delivered),
+            source_to_golden=_percentiles(r.n_s2g, r.q_s2g, r.max_s2g),
+            golden_to_target=_percentiles(r.n_g2t, r.q_g2t, r.max_g2t),
+            source_to_target=_percentiles(r.n_s2t, r.q_s2t, r.max_s2t),
+        )
+        for r in rows
+    ]
+
+
+_PRUNE = sa.text(
+    """
+    WITH latest AS (
+      SELECT target, golden_id,
+        max(version) FILTER (WHERE delivered_at IS NOT NULL AND NOT skipped) AS acknowledged,
+        max(version) FILTER (WHERE delivered_at IS NOT NULL) AS settled
+      FROM outbox GROUP BY target, golden_id
+    )
+    DELETE FROM outbox o USING latest l
+    WHERE o.target = l.target AND o.golden_id = l.golden_id
+      AND o.delivered_at IS NOT NULL AND o.delivered_at < :cutoff
+      AND (o.version < l.acknowledged OR (o.skipped AND o.version < l.settled))
+    """
+)
+"""Settled rows (delivered or skipped; never pending or dead ones) settled before the cutoff
+whose golden record has a later version acknowledged by the same target (or, for a skipped
+row, a later version settled): per golden record and target the latest acknowledged version
+and the latest settled one stay, whatever their age."""
+
+
+_WRITEBACK_STATES = sa.text(
     """
     WITH RECURSIVE
+    wanted AS (SELECT DISTINCT unnest(CAST(:ids AS bigint[])) AS gid),
     ever AS (
-      SELECT DISTINCT CAST(e AS bigint) AS id
+      SELECT DISTINCT h.golden_id AS gid, CAST(e AS bigint) AS id
       FROM golden_history h,
            jsonb_array_elements_text(coalesce(h.data -> 'sources_added', '[]'::jsonb)
                                      || coalesce(h.data -> 'sources_removed', '[]'::jsonb)) AS e
-      WHERE h.golden_id = :golden_id
+      WHERE h.golden_id IN (SELECT gid FROM wanted)
     ),
     linked AS (
-      SELECT s.source_table, s.pk, s.golden_id, s.deleted FROM source_records s
+      SELECT w.gid, s.source_table, s.pk, s.golden_id, s.deleted
+      FROM wanted w JOIN source_records s ON s.golden_id = w.gid
       WHERE s.system = :system AND s.pk IS NOT NULL
-        AND (s.golden_id = :golden_id OR s.id IN (SELECT id FROM ever))
+      UNION
+      SELECT e.gid, s.source_table, s.pk, s.golden_id, s.deleted
+      FROM ever e JOIN source_records s ON s.id = e.id
+      WHERE s.system = :system AND s.pk IS NOT NULL
     ),
     chain (start, id, status, merged_into, depth) AS (
       SELECT g.id, g.id, g.status, g.merged_into, 0 FROM golden_records g
@@ -576,39 +664,41 @@ _WRITEBACK_STATE = sa.text(
       FROM chain c JOIN golden_records g ON g.id = c.merged_into
       WHERE c.status = 'merged' AND c.depth < 1000
     )
-    SELECT g.version, g.status, g.attributes,
+    SELECT g.id, g.version, g.status, g.attributes,
       (SELECT coalesce(jsonb_agg(jsonb_build_array(l.source_table, l.pk,
                  CASE WHEN l.deleted THEN NULL ELSE c.id END, l.deleted)
                ORDER BY l.source_table, l.pk), '[]'::jsonb)
-       FROM linked l LEFT JOIN chain c ON c.start = l.golden_id AND c.status = 'active') AS rows
-    FROM golden_records g WHERE g.id = :golden_id
+       FROM linked l LEFT JOIN chain c ON c.start = l.golden_id AND c.status = 'active'
+       WHERE l.gid = g.id) AS rows
+    FROM golden_records g WHERE g.id IN (SELECT gid FROM wanted)
     """
 )
-"""One statement (one snapshot): the golden record, and the rows of the system that are or
-once were linked to it (its history's sources added and removed), each with its active golden
-record now (merges followed; NULL when deleted, unlinked or retired)."""
+"""One statement (one snapshot): each golden record asked for, and the rows of the system
+that are or once were linked to it (its history's sources added and removed), each with its
+active golden record now (merges followed; NULL when deleted, unlinked or retired)."""
 
 
-def _writeback_state(session: Session, golden_id: int, system: str) -> WritebackState:
-    found = session.execute(
-        _WRITEBACK_STATE, {"golden_id": golden_id, "system": system}
-    ).one_or_none()
-    if found is None:
-        raise GoldenRecordNotFoundError(golden_id)
-    status = GoldenStatus(found.status)
-    return WritebackState(
-        golden_id=golden_id,
-        version=found.version,
-        status=status,
-        attributes=dict(found.attributes) if status is GoldenStatus.ACTIVE else {},
-        rows=tuple(
-            LinkedSourceRow(table=table, pk=pk, golden_id=linked, deleted=deleted)
-            for table, pk, linked, deleted in found.rows
-        ),
-    )
+def _writeback_states(
+    session: Session, golden_ids: Sequence[int], system: str
+) -> dict[int, WritebackState]:
+    found: dict[int, WritebackState] = {}
+    for r in session.execute(_WRITEBACK_STATES, {"ids": list(golden_ids), "system": system}):
+        status = GoldenStatus(r.status)
+        found[int(r.id)] = WritebackState(
+            golden_id=int(r.id),
+            version=r.version,
+            status=status,
+            attributes=dict(r.attributes) if status is GoldenStatus.ACTIVE else {},
+            rows=tuple(
+                LinkedSourceRow(table=table, pk=pk, golden_id=linked, deleted=deleted)
+                for table, pk, linked, deleted in r.rows
+            ),
+        )
+    return found
 
 
 __all__ = [
+    "DEFAULT_RETENTION",
     "DeadDelivery",
     "Delivery",
     "LinkedSourceRow",
@@ -618,4 +708,6 @@ __all__ = [
     "TargetStatus",
     "TargetSyncLatency",
     "WritebackState",
+    "measure_sync_latency",
+    "target_statuses",
 ]

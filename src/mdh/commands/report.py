@@ -54,11 +54,32 @@ def report_html(report: DuplicateReport) -> str:
     )
 
 
+_SYNC_COLUMNS = {
+    "target": "target",
+    "delivered": "delivered",
+    "pending": "pending",
+    "dead": "dead",
+    "skipped": "skipped",
+    "source_to_target_p50_ms": "source->target p50 ms",
+    "source_to_target_p95_ms": "p95",
+    "source_to_target_p99_ms": "p99",
+    "golden_to_target_p50_ms": "golden->target p50 ms",
+    "golden_to_target_p95_ms": "p95",
+    "golden_to_target_p99_ms": "p99",
+    "oldest_pending_seconds": "oldest pending s",
+}
+"""The sync-latency columns a terminal has room for (JSON, CSV and HTML carry them all)."""
+
+
 def _print_tables(report: DuplicateReport) -> None:
     for name, frame in report.frames.items():
-        table = Table(*[str(c) for c in frame.columns], title=name.replace("_", " "))
-        for record in frame_records(frame):
-            table.add_row(*[_cell(v) for v in record.values()])
+        records = frame_records(frame)
+        columns = {str(c): str(c) for c in frame.columns}
+        if name == "sync_latency":
+            columns = _SYNC_COLUMNS
+        table = Table(*columns.values(), title=name.replace("_", " "))
+        for record in records:
+            table.add_row(*[_cell(record[c]) for c in columns])
         console.print(table)
 
 
