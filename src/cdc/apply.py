@@ -65,7 +65,7 @@ from cdc.mapping import ChangeMapper
 from cdc.metrics import CaptureMetrics
 from cdc.raw import RawMessage
 from hub.errors import ConcurrentUpdateError, StoreUnavailableError
-from hub.model import BatchPosition, SourceChange, SourcePosition
+from hub.model import BatchPosition, SourceChange
 from hub.records import ApplyResult, DeadLetter
 from hub.services import HubServices
 
@@ -241,9 +241,7 @@ class ApplyLoop:
             started = self._snapshot_started[source] = committed_at
         if started == committed_at:
             return change
-        position = SourcePosition(
-            lsn=change.position.lsn, tx_id=change.position.tx_id, committed_at=started
-        )
+        position = dataclasses.replace(change.position, committed_at=started)
         return dataclasses.replace(change, position=position)
 
     def _dead_letter(

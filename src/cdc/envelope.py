@@ -90,14 +90,20 @@ class SourceInfo:
     schema: str
     table: str
     ts_ms: int
-    """When the database committed the change (for snapshot reads: when the snapshot ran)."""
+    """When the database committed the change; for a snapshot read, when the row was read
+    (Debezium's clock, not the database's)."""
     ts_us: int | None = None
     lsn: int | None = None
+    """The LSN of the change's own WAL record; for a snapshot read, the snapshot's LSN (its
+    consistent point), the same for every row of that snapshot."""
     tx_id: int | None = None
+    """The change's transaction; for a snapshot read, the snapshot's transaction."""
     snapshot: str = "false"
     """"false" when streaming; "true", "first", "last"... during the snapshot."""
     sequence: tuple[int | None, ...] | None = None
-    """PostgreSQL: (last commit LSN, this event's LSN), when Debezium sends it."""
+    """PostgreSQL: (last commit LSN, this event's LSN), when Debezium sends it. The first is
+    the end of the commit streamed before this change's transaction (null for the first
+    transaction after the snapshot); a snapshot read has (null, the snapshot's LSN)."""
     version: str | None = None
 
     @property
@@ -116,8 +122,21 @@ class SourceInfo:
         return datetime.fromtimestamp(0, UTC) + timedelta(milliseconds=self.ts_ms)
 
     @property
+    def last_commit_lsn(self) -> int | None:
+        """For a streamed change: the commit streamed before its transaction, if known."""
+        if self.in_snapshot or self.sequence is None or len(self.sequence) != 2:
+            return None
+        return self.sequence[0]
+
+    @property
     def position(self) -> SourcePosition:
-        return SourcePosition(lsn=self.lsn, tx_id=self.tx_id, committed_at=self.committed_at)
+        return SourcePosition(
+            lsn=self.lsn,
+            tx_id=self.tx_id,
+            committed_at=self.committed_at,
+            snapshot=self.in_snapshot,
+            last_commit_lsn=self.last_commit_lsn,
+        )
 
 
 @dataclass(frozen=True)

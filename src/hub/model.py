@@ -163,15 +163,74 @@ class SourceKey:
 
 @dataclass(frozen=True)
 class SourcePosition:
-    """Where a change came from in its source's log, and when the source committed it."""
+    """Where a change came from in its source's log, and when the source committed it.
+
+    A streamed change carries the LSN of its own WAL record (``lsn``) and the commit time of
+    its transaction. A snapshot read (``snapshot``) carries the snapshot's LSN, shared by
+    every row it read (the point its data is consistent with), and the snapshot's start as
+    its time (cdc/ dates it so). ``supersedes`` orders two positions of one source row.
+    """
 
     lsn: int | None
     tx_id: int | None
     committed_at: datetime
     """The source commit time (Debezium ``source.ts_ms``), timezone-aware UTC."""
+    snapshot: bool = False
+    """A row read by a snapshot rather than a change streamed from the log."""
+    last_commit_lsn: int | None = field(default=None, compare=False)
+    """A streamed change only, when the capture says: the LSN of the commit streamed just
+    before this change's transaction (Debezium ``source.sequence[0]``). The change's own
+    commit comes after it. A hint for ``supersedes``; not stored."""
 
     def sort_key(self) -> tuple[datetime, int, int]:
+        """A total order for applying changes of different rows deterministically."""
         return (self.committed_at, self.lsn or 0, self.tx_id or 0)
+
+    def supersedes(self, stored: SourcePosition) -> bool:
+        """True when a change at this position is newer than one of the same source row at
+        ``stored``; False for the same change delivered again.
+
+        - Without an LSN on either side: commit time, then LSN, then txId.
+        - Two streamed changes: LSN, then commit time, then txId. A later transaction that
+          writes the row waits for the row lock of the earlier one, so its WAL records come
+          after the earlier commit: per row, the event LSN grows with commit order.
+        - A streamed change and a snapshot read: see ``streamed_after``.
+        - Two snapshot reads: the later snapshot (larger LSN). Reads at the same LSN saw the
+          same data, however each was dated, so neither supersedes the other.
+        """
+        if self.lsn is None or stored.lsn is None:
+            return self.sort_key() > stored.sort_key()
+        if self.snapshot and stored.snapshot:
+            return self.lsn > stored.lsn
+        if stored.snapshot:
+            return self.streamed_after(stored)
+        if self.snapshot:
+            return not stored.streamed_after(self)
+        return (self.lsn, self.committed_at, self.tx_id or 0) > (
+            stored.lsn,
+            stored.committed_at,
+            stored.tx_id or 0,
+        )
+
+    def streamed_after(self, snapshot: SourcePosition) -> bool:
+        """Whether this streamed change committed after ``snapshot`` took its data (so the
+        snapshot's rows do not include it), as far as the positions can tell.
+
+        The snapshot's LSN is its consistent point: a transaction whose commit is at or after
+        it is not in the snapshot, and is streamed. So the change is after when its own
+        record is at or after that LSN (it was written, hence committed, after), or when the
+        commit streamed before its transaction is (its commit is later still). A transaction
+        that wrote before the consistent point and committed after it fails both tests when
+        it is the first to commit after it; then the commit time decides: after the
+        snapshot's (dated) start is after. A change at none of these is taken to be in the
+        snapshot already. Without the snapshot's LSN, only the times can tell.
+        """
+        if snapshot.lsn is not None:
+            if self.lsn is not None and self.lsn >= snapshot.lsn:
+                return True
+            if self.last_commit_lsn is not None and self.last_commit_lsn >= snapshot.lsn:
+                return True
+        return self.committed_at > snapshot.committed_at
 
 
 @dataclass(frozen=True)

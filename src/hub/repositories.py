@@ -338,7 +338,7 @@ _STATE_COLUMNS = (
     "s.id, s.system, s.source_table, s.pk, s.attributes::text, s.validation_errors, s.lsn,"
     " s.tx_id, s.committed_at, s.deleted, s.golden_id, s.link_score, s.link_decided_by,"
     " s.link_decided_at, s.matcher_version, s.created_at, s.updated_at,"
-    " s.raw::text, s.features::text, s.link_explanation::text"
+    " s.raw::text, s.features::text, s.link_explanation::text, s.snapshot"
 )
 
 
@@ -364,6 +364,7 @@ def _state(row: Sequence[Any]) -> SourceRecordState:
         raw_text=row[17],
         features_text=row[18],
         explanation_text=row[19],
+        snapshot=row[20],
         read=True,
     )
 
@@ -514,6 +515,7 @@ _SOURCE_TYPES = {
     "lsn": "bigint",
     "tx_id": "bigint",
     "committed_at": "timestamptz",
+    "snapshot": "boolean",
     "deleted": "boolean",
     "golden_id": "bigint",
     "link_score": "double precision",

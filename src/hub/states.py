@@ -26,6 +26,7 @@ SOURCE_RECORD_TRACKED: Final = (
     "lsn",
     "tx_id",
     "committed_at",
+    "snapshot",
     "deleted",
     "golden_id",
     "link_score",
@@ -68,6 +69,7 @@ class SourceRecordState:
         "lsn",
         "matcher_version",
         "pk",
+        "snapshot",
         "source_table",
         "system",
         "tx_id",
@@ -83,6 +85,7 @@ class SourceRecordState:
     lsn: int | None
     tx_id: int | None
     committed_at: datetime
+    snapshot: bool
     deleted: bool
     golden_id: int | None
     link_score: float | None
@@ -104,6 +107,7 @@ class SourceRecordState:
         updated_at: datetime,
         lsn: int | None = None,
         tx_id: int | None = None,
+        snapshot: bool = False,
         deleted: bool = False,
         validation_errors: list[dict[str, Any]] | None = None,
         golden_id: int | None = None,
@@ -127,6 +131,7 @@ class SourceRecordState:
         self.lsn = lsn
         self.tx_id = tx_id
         self.committed_at = committed_at
+        self.snapshot = snapshot
         self.deleted = deleted
         self.golden_id = golden_id
         self.link_score = link_score
@@ -212,6 +217,7 @@ class SourceRecordState:
             self.lsn,
             self.tx_id,
             self.committed_at,
+            self.snapshot,
             self.deleted,
             self.golden_id,
             self.link_score,

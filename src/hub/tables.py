@@ -91,6 +91,11 @@ class SourceRecordRow(SQLModel, table=True):
     lsn: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
     tx_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
     committed_at: datetime = _tz()
+    snapshot: bool = Field(
+        default=False,
+        sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    """The position is a snapshot read's (LSN: the snapshot's; see ``SourcePosition``)."""
     deleted: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
     golden_id: int | None = Field(
         default=None,

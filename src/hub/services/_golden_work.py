@@ -60,7 +60,9 @@ def record_key(row: AnySourceRecord) -> SourceKey:
 
 
 def record_position(row: AnySourceRecord) -> SourcePosition:
-    return SourcePosition(lsn=row.lsn, tx_id=row.tx_id, committed_at=row.committed_at)
+    return SourcePosition(
+        lsn=row.lsn, tx_id=row.tx_id, committed_at=row.committed_at, snapshot=row.snapshot
+    )
 
 
 def record_snapshot(row: AnySourceRecord) -> SourceSnapshot:

@@ -97,8 +97,9 @@ class _Scored:
 
 
 def newer(position: SourcePosition, row: SourceRecordState) -> bool:
-    """True when ``position`` is later than the position stored for ``row``."""
-    return position.sort_key() > record_position(row).sort_key()
+    """True when ``position`` is later than the position stored for ``row`` (see
+    ``SourcePosition.supersedes``); False for the same change delivered again."""
+    return position.supersedes(record_position(row))
 
 
 def json_safe(value: Any) -> Any:
@@ -472,6 +473,7 @@ class BatchApply:
             lsn=p.change.position.lsn,
             tx_id=p.change.position.tx_id,
             committed_at=p.change.position.committed_at,
+            snapshot=p.change.position.snapshot,
             created_at=self.now,
             updated_at=self.now,
         )
@@ -483,6 +485,7 @@ class BatchApply:
         row.lsn = position.lsn
         row.tx_id = position.tx_id
         row.committed_at = position.committed_at
+        row.snapshot = position.snapshot
         row.updated_at = self.now
 
     def _index(self, record_id: int, keys: Iterable[str]) -> None:
@@ -737,7 +740,7 @@ def _latest_per_key(changes: Iterable[SourceChange]) -> list[SourceChange]:
             keyless.append(change)
             continue
         seen = latest.get(change.key)
-        if seen is None or change.position.sort_key() > seen.position.sort_key():
+        if seen is None or change.position.supersedes(seen.position):
             latest[change.key] = change if seen is None else _carry_unchanged(seen, change)
     # Order: position, key, then the raw image. Changes rarely tie on (position, key) (keyed
     # ones never do: one per key), so the raw image is encoded only for those that do.
