@@ -5,9 +5,11 @@ worker repeats, and its correctness depends on this order:
 
 1. Claim up to ``batch_size`` due rows of its target (``Publishing.claim``): id order, only
    the earliest pending version of each golden record, leased to this worker.
-2. For each row in id order: skip it (settled, nothing sent) when the target does not take its
-   event; otherwise, if the lease leaves room for a whole attempt, deliver it, else hand it and
-   the rest back unattempted.
+2. Skip the rows whose event the target does not take (settled, nothing sent). A target that
+   takes batches (the PostgreSQL write-back) gets the others in one delivery, all or nothing;
+   when it refuses the batch (rejected or deferred), and for the other targets, they go one by
+   one in id order, so a row that fails alone is settled alone. Before an attempt, if the
+   lease does not leave room for a whole one, the rows not attempted are handed back.
 3. Settle each row: a failure at once, due again after an exponential backoff with jitter
    computed from the row's attempts, or dead when that was its last attempt
    (``max_attempts``) or the target rejected the payload; acknowledgements (each with its own
@@ -20,6 +22,11 @@ worker repeats, and its correctness depends on this order:
 5. When the hub cannot be reached, pause and try again. A delivery whose settle was lost comes
    due again when its lease ends and is delivered again: targets drop the repeat by its
    idempotency key (``golden_id:version:target``).
+
+6. Retention: one relay per process (the first of ``build_relays``) deletes, every
+   ``prune_interval`` seconds, the settled rows older than ``retention`` that a later version
+   of their golden record has superseded (``Publishing.prune``: pending and dead rows stay,
+   and so does each golden record's latest acknowledged version per target).
 
 Anything else (a bug) stops the relay: ``run`` raises ``RelayFailedError``.
 """
@@ -48,7 +55,7 @@ from cdc.targets import (
     build_targets,
 )
 from hub.services import HubServices
-from hub.services.sync import Delivery, Publishing
+from hub.services.sync import DEFAULT_RETENTION, Delivery, Publishing
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +90,10 @@ class RelaySettings:
     )
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     """Names this relay in lease tokens (``mdh publish status`` shows who holds what)."""
+    retention: timedelta | None = DEFAULT_RETENTION
+    """Settled rows older than this are pruned (step 6); None keeps every row."""
+    prune_interval: float | None = 3600.0
+    """Seconds between prunes (the first at start); None: this relay does not prune."""
 
 
 @dataclass
@@ -94,6 +105,8 @@ class TargetCounts:
     failed: int = 0
     dead: int = 0
     released: int = 0
+    batches_split: int = 0
+    """Batches a target refused as a whole, delivered again row by row."""
     last_error: str | None = None
     last_delivered_at: datetime | None = None
 
@@ -151,29 +164,72 @@ class _Worker:
             lease=settings.lease,
             owner=f"{settings.owner}:{self.target.name}",
         )
-        for index, delivery in enumerate(deliveries):
-            margin = timedelta(seconds=self.target.delivery.timeout_seconds * 1.5)
-            if self.relay.stop.is_set() or self.relay.clock() + margin > delivery.lease_until:
-                self._release(deliveries[index:], self.relay.clock())
-                break
+        wanted: list[Delivery] = []
+        for delivery in deliveries:
             if delivery.event is not None and delivery.event not in self.target.events:
                 self.publishing.mark_skipped(delivery)
                 self.counts.skipped += 1
-                continue
+            else:
+                wanted.append(delivery)
+        batch = len(wanted) > 1 and self.target.delivers_batches
+        if batch and self._deliver_batch(wanted):
+            return len(deliveries)
+        for index, delivery in enumerate(wanted):
+            if not self._time_left(delivery):
+                self._release(wanted[index:], self.relay.clock())
+                break
             try:
                 self._deliver(delivery)
             except TargetUnavailableError as exc:
-                self._failed(delivery, exc)
-                self.unavailable += 1
-                pause = self.backoff.delay(self.unavailable, self.rng)
-                resume = self.relay.clock() + timedelta(seconds=pause)
-                self._release(deliveries[index + 1 :], resume)
-                logger.warning(
-                    "%s unavailable (%s); pausing %.1fs", self.target.name, exc.detail, pause
-                )
-                self.relay.stop.wait(pause)
+                self._unavailable(delivery, wanted[index + 1 :], exc)
                 break
         return len(deliveries)
+
+    def _time_left(self, delivery: Delivery) -> bool:
+        """Whether the lease leaves room for a whole attempt (step 2)."""
+        margin = timedelta(seconds=self.target.delivery.timeout_seconds * 1.5)
+        return not self.relay.stop.is_set() and self.relay.clock() + margin <= delivery.lease_until
+
+    def _deliver_batch(self, deliveries: Sequence[Delivery]) -> bool:
+        """Step 2 for a target that takes batches: all rows at once. True when they are
+        settled (acknowledged, or the target unavailable); False when the batch failed and
+        the rows are to be delivered one by one (one of them may fail alone)."""
+        if not self._time_left(deliveries[0]):
+            self._release(deliveries, self.relay.clock())
+            return True
+        try:
+            self.target.deliver_batch(deliveries)
+        except TargetUnavailableError as exc:
+            self._unavailable(deliveries[0], deliveries[1:], exc)
+            return True
+        except (DeliveryRejectedError, DeliveryDeferredError) as exc:
+            logger.info(
+                "%s: a batch of %d failed (%s: %s); delivering them one by one",
+                self.target.name,
+                len(deliveries),
+                exc.kind,
+                exc.detail,
+            )
+            self.counts.batches_split += 1
+            return False
+        acknowledged_at = self.relay.clock()
+        self.unavailable = 0
+        self._acknowledged.extend((d, acknowledged_at) for d in deliveries)
+        self.counts.delivered += len(deliveries)
+        self.counts.last_delivered_at = acknowledged_at
+        self._record_acknowledged()
+        return True
+
+    def _unavailable(
+        self, delivery: Delivery, rest: Sequence[Delivery], error: TargetUnavailableError
+    ) -> None:
+        """Step 4: the attempt fails, the rest go back unattempted, the target pauses."""
+        self._failed(delivery, error)
+        self.unavailable += 1
+        pause = self.backoff.delay(self.unavailable, self.rng)
+        self._release(rest, self.relay.clock() + timedelta(seconds=pause))
+        logger.warning("%s unavailable (%s); pausing %.1fs", self.target.name, error.detail, pause)
+        self.relay.stop.wait(pause)
 
     def _deliver(self, delivery: Delivery) -> None:
         try:
@@ -279,6 +335,8 @@ class OutboxRelay:
         self._workers = [_Worker(self, t, random.Random(rng.random())) for t in targets]
         self._threads: list[threading.Thread] = []
         self._failure: RelayFailedError | None = None
+        self.pruned = 0
+        """Outbox rows this relay's prunes deleted."""
 
     @property
     def targets(self) -> list[str]:
@@ -300,13 +358,45 @@ class OutboxRelay:
         )
 
     def start(self) -> None:
-        """Start one thread per target and return."""
+        """Start one thread per target (and one for the prunes) and return."""
         for worker in self._workers:
             thread = threading.Thread(
                 target=self._guard, args=(worker,), name=f"mdh-relay-{worker.target.name}"
             )
             thread.start()
             self._threads.append(thread)
+        if self.settings.retention is not None and self.settings.prune_interval is not None:
+            thread = threading.Thread(target=self._guard_prunes, name="mdh-relay-prune")
+            thread.start()
+            self._threads.append(thread)
+
+    def prune(self) -> int:
+        """Delete the settled rows past the retention (step 6) now; returns how many."""
+        if self.settings.retention is None:
+            return 0
+        pruned = self.publishing.prune(older_than=self.settings.retention)
+        self.pruned += pruned
+        if pruned:
+            logger.info(
+                "outbox: %d settled rows older than %s pruned", pruned, self.settings.retention
+            )
+        return pruned
+
+    def _guard_prunes(self) -> None:
+        interval = self.settings.prune_interval or 0.0
+        wait = 0.0
+        try:
+            while not self.stop.wait(wait):
+                try:
+                    self.prune()
+                    wait = interval
+                except TRANSIENT_ERRORS as exc:
+                    wait = min(interval, 60.0)
+                    logger.warning("outbox prune: hub unavailable (%s); again in %.0fs", exc, wait)
+        except BaseException as exc:
+            logger.exception("outbox prune failed")
+            self._failure = RelayFailedError("(prune)", exc)
+            self.stop.set()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the workers to finish (after ``stop`` is set); raise if one failed.
@@ -355,12 +445,21 @@ def build_relays(
     sharing ``stop``; not started. More than one delivers a target's backlog in parallel:
     leases keep them apart and order per golden record holds (``Publishing``)."""
     settings = settings or RelaySettings()
-    state = hub.publishing().writeback_state
+    publishing = hub.publishing()
     return [
         OutboxRelay(
             hub,
-            build_targets(specs, writeback_state=state, only=only),
-            settings=dataclasses.replace(settings, owner=f"{settings.owner}/{index}"),
+            build_targets(
+                specs,
+                writeback_state=publishing.writeback_state,
+                writeback_states=publishing.writeback_states,
+                only=only,
+            ),
+            settings=dataclasses.replace(
+                settings,
+                owner=f"{settings.owner}/{index}",
+                prune_interval=settings.prune_interval if index == 0 else None,
+            ),
             stop=stop,
         )
         for index in range(workers)

@@ -14,13 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hub.db import create_engine, migrate
@@ -234,3 +235,33 @@ def test_a_broken_targets_section_is_refused_naming_file_and_key(
     output = " ".join(result.stderr.split())
     assert str(config) in output
     assert message in output
+
+
+def test_prune_deletes_what_the_retention_lets_go(
+    tmp_path: Path, hub_url: str, engine: Engine, receiver: Receiver
+) -> None:
+    hub = _hub(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE outbox"))
+    hub.apply_changes([_change("7", "Cobalt Harbor", 10)])
+    hub.apply_changes([_change("7", "Cobalt Harbor Freight", 11)])
+    publishing = hub.publishing()
+    for _ in range(2):  # version 1, then version 2
+        [delivery] = publishing.claim("hooks", limit=10, lease=timedelta(minutes=1))
+        publishing.mark_delivered(delivery, datetime.now(UTC))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE outbox SET delivered_at = delivered_at - interval '3 days'"))
+    env = _env(tmp_path, hub_url, _config(tmp_path / "mdh.yaml", receiver.url))
+
+    kept = _mdh(env, "prune")  # the default retention, 7 days: nothing is old enough
+    assert kept.returncode == 0, kept.stderr
+    assert "pruned 0 outbox rows" in kept.stdout
+    pruned = _mdh(env, "prune", "--older-than", "2d")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned 1 outbox rows" in pruned.stdout
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT version FROM outbox")).scalars().all()
+    assert left == [2]  # the latest delivered version stays: replay sends it
+    bad = _mdh(env, "prune", "--older-than", "soon")
+    assert bad.returncode == 2
+    assert "--older-than: expected a duration like 7d" in " ".join(bad.stderr.split())

@@ -25,16 +25,22 @@ from cdc.targets.config import (
     parse_targets,
 )
 from cdc.targets.kafka import KafkaTarget
-from cdc.targets.postgres import PostgresTarget, StateReader
+from cdc.targets.postgres import PostgresTarget, StateReader, StatesReader
 from cdc.targets.webhook import WebhookTarget
 
 AnyTargetSpec = PostgresTargetSpec | WebhookTargetSpec | KafkaTargetSpec
 
 
-def build_target(name: str, spec: AnyTargetSpec, *, writeback_state: StateReader) -> DeliveryTarget:
+def build_target(
+    name: str,
+    spec: AnyTargetSpec,
+    *,
+    writeback_state: StateReader,
+    writeback_states: StatesReader | None = None,
+) -> DeliveryTarget:
     """The adapter for one target's settings (not connected yet: the relay opens it)."""
     if isinstance(spec, PostgresTargetSpec):
-        return PostgresTarget(name, spec, writeback_state)
+        return PostgresTarget(name, spec, writeback_state, writeback_states)
     if isinstance(spec, WebhookTargetSpec):
         return WebhookTarget(name, spec)
     return KafkaTarget(name, spec)
@@ -44,11 +50,12 @@ def build_targets(
     specs: Mapping[str, AnyTargetSpec],
     *,
     writeback_state: StateReader,
+    writeback_states: StatesReader | None = None,
     only: Collection[str] | None = None,
 ) -> list[DeliveryTarget]:
     """Adapters for the configured targets (``only``: just these names), in config order."""
     return [
-        build_target(name, spec, writeback_state=writeback_state)
+        build_target(name, spec, writeback_state=writeback_state, writeback_states=writeback_states)
         for name, spec in specs.items()
         if only is None or name in only
     ]

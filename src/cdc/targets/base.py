@@ -18,6 +18,7 @@ restart delivers what was not acknowledged).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 from cdc.errors import CdcError
@@ -66,6 +67,10 @@ class DeliveryTarget(ABC):
         delivery: retry and timeout settings.
     """
 
+    delivers_batches: ClassVar[bool] = False
+    """Whether ``deliver_batch`` delivers several rows in one go (else the relay calls
+    ``deliver`` row by row)."""
+
     def __init__(self, name: str, events: tuple[str, ...], delivery: DeliverySettings) -> None:
         self.name = name
         self.events = frozenset(events)
@@ -86,6 +91,16 @@ class DeliveryTarget(ABC):
         Must be idempotent: the same delivery may come again (after a crash, or a lease that
         ran out), and repeating it changes nothing at the target.
         """
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Deliver several golden changes (at most one version per golden record) all or
+        nothing; return once the target has acknowledged every one.
+
+        A failure fails the whole batch: the relay then delivers the rows one by one, so a
+        row the target refuses is dead-lettered alone. The default delivers row by row.
+        """
+        for delivery in deliveries:
+            self.deliver(delivery)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; safe to call twice."""

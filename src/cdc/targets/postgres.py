@@ -1,23 +1,30 @@
 """PostgreSQL write-back: the golden id and the hub-owned fields into the source rows.
 
 A delivery of golden record G to the target of source system S runs these steps, whose order
-the correctness depends on:
+the correctness depends on. The relay hands over a claimed batch of deliveries (at most one
+version per golden record) and the steps run once for all of them:
 
-1. Read from the hub, in one snapshot, G's current state and every row of S that is or once
-   was linked to G, each with its current link, merges followed
-   (``Publishing.writeback_state``).
-2. Open a transaction in the source database and, before its first update, emit the
-   transactional logical message ``mdh.writeback`` (``cdc.mapping.WRITEBACK_MESSAGE_PREFIX``): change capture
-   delivers it ahead of this transaction's row changes, with the same transaction id, and
-   the mapper recognises those changes as the hub's own and does not apply them. So the
+1. Read from the hub, in one snapshot, each G's current state and every row of S that is or
+   once was linked to G, each with its current link, merges followed
+   (``Publishing.writeback_states``).
+2. Open ONE transaction in the source database and, before its first update, emit the
+   transactional logical message ``mdh.writeback`` (``cdc.mapping.WRITEBACK_MESSAGE_PREFIX``;
+   content: the batch's idempotency keys, one a line): change capture delivers it ahead of
+   this transaction's row changes, with the same transaction id, and the mapper recognises
+   every row change of that transaction as the hub's own and does not apply it. So the
    write-back neither makes a new golden version nor makes the source record look more
    recent to survivorship (no echo loop).
-3. Lock the rows (``FOR UPDATE``, in table and key order, so relays writing overlapping rows
-   take turns) and work out what each should hold: its current golden id in the
-   cross-reference column, and, when it is linked to G, G's hub-owned fields (the mapped
-   attributes; an absent value, or one longer than the column, leaves the column alone).
+3. Lock each table's rows with one statement (``FOR UPDATE``, tables by name, rows in key
+   order, so relays writing overlapping rows take turns) and work out what each should hold:
+   its current golden id in the cross-reference column, and, when it is linked to a G of
+   the batch, that G's hub-owned fields (the mapped attributes; an absent value, or one
+   longer than the column, leaves the column alone).
 4. Update only the rows that differ and commit: a repeated delivery writes nothing, not even
    the message.
+
+A batch is all or nothing: when the database refuses one row, or a lock is held too long,
+the batch fails and the relay delivers its rows one by one (a batch of one), so a row that
+fails alone is dead-lettered alone.
 
 Each delivery writes the current state, not its payload, so deliveries of different golden
 records may arrive in any order and every row still ends with its current link: a merged-away
@@ -33,7 +40,7 @@ from, the next golden version carries it and the write-back after it puts it bac
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +66,8 @@ PK_SEPARATOR = "|"
 """How the crosswalk joins a composite primary key (``cdc.mapping``)."""
 
 StateReader = Callable[[int, str], WritebackState]
+StatesReader = Callable[[Sequence[int], str], Mapping[int, WritebackState]]
+"""Several golden records' write-back states in one read (``Publishing.writeback_states``)."""
 
 _DEFERRING = (
     psycopg.errors.LockNotAvailable,
@@ -104,13 +113,24 @@ class PostgresTarget(DeliveryTarget):
         spec: its settings (tables, key columns, fields, owned attributes).
         state: reads a golden record's write-back state from the hub
             (``Publishing.writeback_state``).
+        states: reads several at once (``Publishing.writeback_states``); without it a batch
+            reads them one by one.
     """
 
-    def __init__(self, name: str, spec: PostgresTargetSpec, state: StateReader) -> None:
+    delivers_batches = True
+
+    def __init__(
+        self,
+        name: str,
+        spec: PostgresTargetSpec,
+        state: StateReader,
+        states: StatesReader | None = None,
+    ) -> None:
         super().__init__(name, spec.events, spec.delivery)
         self.spec = spec
         self.system = spec.system or name
         self._state = state
+        self._states = states
         self._conn: psycopg.Connection[Any] | None = None
         self._tables: dict[str, _Table] = {}
 
@@ -190,22 +210,30 @@ class PostgresTarget(DeliveryTarget):
     # --- delivery ------------------------------------------------------------------------
 
     def deliver(self, delivery: Delivery) -> None:
+        self.deliver_batch([delivery])
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Write the current state of each delivery's golden record in ONE source transaction
+        (module docstring, steps 1-4 for all of them at once): one write-back message, each
+        table's rows locked by one statement in key order, only differing rows updated.
+
+        All or nothing: one row the database refuses fails the whole batch (the relay then
+        delivers the rows one by one, so that row fails alone).
+        """
+        if not deliveries:
+            return
         if not self._tables:
             self.open()
-        state = self._state(delivery.golden_id, self.system)
-        rows = sorted(
-            (r for r in state.rows if r.table in self._tables and not r.deleted),
-            key=lambda r: (r.table, r.pk),
-        )
-        if not rows:
+        wanted = self._wanted_rows(deliveries)
+        if not wanted:
             return
         conn = self._connection()
         try:
             with conn.transaction():
                 announced = False
-                for row in rows:
-                    announced = self._write_row(
-                        conn, self._tables[row.table], row, state, delivery, announced
+                for name in sorted(wanted):
+                    announced = self._write_table(
+                        conn, self._tables[name], wanted[name], deliveries, announced
                     )
         except _DEFERRING as exc:
             raise DeliveryDeferredError(self.name, _first_line(exc)) from exc
@@ -218,61 +246,112 @@ class PostgresTarget(DeliveryTarget):
             # The schema changed under us (a dropped column...): retried, dead after N.
             raise TargetUnavailableError(self.name, _first_line(exc)) from exc
 
-    def _write_row(
+    def _wanted_rows(
+        self, deliveries: Sequence[Delivery]
+    ) -> dict[str, dict[tuple[str, ...], dict[_Column, str | None]]]:
+        """Step 1 for every delivery: per table and primary key, what the row should hold.
+
+        A row linked to several golden records of the batch over time (a merge, an unmerge)
+        gets its current golden id from each and the fields from the one it is linked to now.
+        """
+        states = self._read_states([d.golden_id for d in deliveries])
+        wanted: dict[str, dict[tuple[str, ...], dict[_Column, str | None]]] = {}
+        for state in states:
+            for row in state.rows:
+                table = self._tables.get(row.table)
+                if table is None or row.deleted:
+                    continue
+                keys = tuple(row.pk.split(PK_SEPARATOR)) if len(table.key) > 1 else (row.pk,)
+                if len(keys) != len(table.key):
+                    logger.warning(
+                        "%s: %s key %r does not fit %s", self.name, table.label, row.pk, table.key
+                    )
+                    continue
+                wanted.setdefault(row.table, {}).setdefault(keys, {}).update(
+                    self._wanted(table, row, state)
+                )
+        return wanted
+
+    def _read_states(self, golden_ids: Sequence[int]) -> list[WritebackState]:
+        ids = list(dict.fromkeys(golden_ids))
+        if self._states is not None:
+            found = self._states(ids, self.system)
+            return [found[i] for i in ids if i in found]
+        return [self._state(i, self.system) for i in ids]
+
+    def _write_table(
         self,
         conn: psycopg.Connection[Any],
         table: _Table,
-        row: LinkedSourceRow,
-        state: WritebackState,
-        delivery: Delivery,
+        wanted: Mapping[tuple[str, ...], Mapping[_Column, str | None]],
+        deliveries: Sequence[Delivery],
         announced: bool,
     ) -> bool:
-        """Lock and update one row (steps 3 and 4, and step 2 before the transaction's first
-        update); returns whether the transaction is announced now."""
-        keys = row.pk.split(PK_SEPARATOR) if len(table.key) > 1 else [row.pk]
-        if len(keys) != len(table.key):
-            logger.warning(
-                "%s: %s key %r does not fit %s", self.name, table.label, row.pk, table.key
-            )
+        """Lock and read the rows of one table in one statement (step 3), update the ones that
+        differ (step 4), announcing the transaction before its first update (step 2);
+        returns whether the transaction is announced now."""
+        keys = list(wanted)
+        aliases = [f"k{i}" for i in range(len(table.key))]
+        read = sql.SQL(
+            "SELECT k.ord, {columns} FROM {relation} AS t"
+            " JOIN unnest({arrays}) WITH ORDINALITY AS k({aliases}, ord) ON {join}"
+            " ORDER BY {order} FOR UPDATE OF t"
+        ).format(
+            columns=sql.SQL(", ").join(
+                sql.SQL("CAST(t.{} AS text)").format(sql.Identifier(c.name))
+                for c in table.read_columns
+            ),
+            relation=table.relation,
+            arrays=sql.SQL(", ").join(
+                sql.SQL("CAST({} AS text[])").format(sql.Placeholder()) for _ in table.key
+            ),
+            aliases=sql.SQL(", ").join(sql.Identifier(a) for a in aliases),
+            join=sql.SQL(" AND ").join(
+                sql.SQL("t.{} = CAST(k.{} AS {})").format(
+                    sql.Identifier(c.name), sql.Identifier(a), sql.SQL(c.type)
+                )
+                for c, a in zip(table.key, aliases, strict=True)
+            ),
+            order=sql.SQL(", ").join(
+                sql.SQL("t.{}").format(sql.Identifier(c.name)) for c in table.key
+            ),
+        )
+        columns = [[k[i] for k in keys] for i in range(len(table.key))]
+        updates: dict[tuple[_Column, ...], list[list[str | None]]] = {}
+        for ordinal, *values in conn.execute(read, columns):
+            key = keys[int(ordinal) - 1]
+            current = dict(zip((c.name for c in table.read_columns), values, strict=True))
+            changes = {c: v for c, v in wanted[key].items() if current[c.name] != v}
+            if changes:
+                ordered = tuple(sorted(changes, key=lambda c: c.name))
+                updates.setdefault(ordered, []).append([*(changes[c] for c in ordered), *key])
+        # Rows not found were deleted in the source; the hub hears of it through CDC.
+        if not updates:
             return announced
+        if not announced:
+            conn.execute(
+                "SELECT pg_logical_emit_message(true, %s, %s)",
+                (WRITEBACK_MESSAGE_PREFIX, "\n".join(d.idempotency_key for d in deliveries)),
+            )
         where = sql.SQL(" AND ").join(
             sql.SQL("{} = CAST({} AS {})").format(
                 sql.Identifier(c.name), sql.Placeholder(), sql.SQL(c.type)
             )
             for c in table.key
         )
-        read = sql.SQL("SELECT {} FROM {} WHERE {} FOR UPDATE").format(
-            sql.SQL(", ").join(
-                sql.SQL("CAST({} AS text)").format(sql.Identifier(c.name))
-                for c in table.read_columns
-            ),
-            table.relation,
-            where,
-        )
-        found = conn.execute(read, keys).fetchone()
-        if found is None:
-            return announced  # deleted in the source; the hub hears of it through CDC
-        current = dict(zip((c.name for c in table.read_columns), found, strict=True))
-        wanted = self._wanted(table, row, state)
-        changes = {c: v for c, v in wanted.items() if current[c.name] != v}
-        if not changes:
-            return announced
-        if not announced:
-            conn.execute(
-                "SELECT pg_logical_emit_message(true, %s, %s)",
-                (WRITEBACK_MESSAGE_PREFIX, delivery.idempotency_key),
-            )
-        update = sql.SQL("UPDATE {} SET {} WHERE {}").format(
-            table.relation,
-            sql.SQL(", ").join(
-                sql.SQL("{} = CAST({} AS {})").format(
-                    sql.Identifier(c.name), sql.Placeholder(), sql.SQL(c.type)
+        with conn.cursor() as cursor:
+            for changed, parameters in updates.items():
+                update = sql.SQL("UPDATE {} SET {} WHERE {}").format(
+                    table.relation,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} = CAST({} AS {})").format(
+                            sql.Identifier(c.name), sql.Placeholder(), sql.SQL(c.type)
+                        )
+                        for c in changed
+                    ),
+                    where,
                 )
-                for c in changes
-            ),
-            where,
-        )
-        conn.execute(update, [*changes.values(), *keys])
+                cursor.executemany(update, parameters)
         return True
 
     def _wanted(
@@ -309,4 +388,4 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["PK_SEPARATOR", "PostgresTarget", "StateReader"]
+__all__ = ["PK_SEPARATOR", "PostgresTarget", "StateReader", "StatesReader"]

@@ -5,6 +5,7 @@
   and the sync latency (source commit to target acknowledgement) percentiles.
 - ``retry``: revive dead deliveries (after fixing what made the target refuse them).
 - ``replay``: deliver again what a target already has (a target that lost its copy).
+- ``prune``: delete settled rows past the retention (``run`` also does it every hour).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -90,8 +92,15 @@ def run(
     workers: Annotated[
         int, typer.Option(min=1, max=16, help="Parallel deliveries per target.")
     ] = 2,
+    retention: Annotated[
+        str,
+        typer.Option(
+            help="Prune settled rows older than this every hour (7d, 12h, 30m; 0: never).",
+        ),
+    ] = "7d",
 ) -> None:
     """Deliver the outbox to the targets until Ctrl-C or SIGTERM."""
+    kept = _duration("--retention", retention)
     config, hub = _setup(target)
     specs = {n: s for n, s in config.target_specs.items() if not target or n in target}
     if not specs:
@@ -113,7 +122,11 @@ def run(
         specs,
         stop,
         workers=workers,
-        settings=RelaySettings(batch_size=batch_size, lease=timedelta(seconds=lease_seconds)),
+        settings=RelaySettings(
+            batch_size=batch_size,
+            lease=timedelta(seconds=lease_seconds),
+            retention=kept if kept else None,
+        ),
     )
     for adapter in (a for relay in relays for a in relay.adapters):
         try:
@@ -303,3 +316,38 @@ def replay(
     finally:
         hub.engine.dispose()
     console.print(f"{count} deliveries to {target} queued again", highlight=False)
+
+
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def _duration(option: str, text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``45s`` or a number of days."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:])
+    number = value[:-1] if unit is not None else value
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if not math.isfinite(amount) or amount < 0:
+        raise _fail(f"{option}: expected a duration like 7d, 12h or 30m, got {text!r}", 2)
+    return timedelta(seconds=amount * (unit or _UNITS["d"]))
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option(help="Settled longer ago than this (7d, 12h, 30m).")
+    ] = "7d",
+) -> None:
+    """Delete delivered and skipped rows settled before the retention that a later version of
+    their golden record superseded; pending and dead rows, and each golden record's latest
+    delivered version per target, stay (replay sends those)."""
+    retention = _duration("--older-than", older_than)
+    _, hub = _setup(None)
+    try:
+        count = hub.publishing().prune(older_than=retention)
+    finally:
+        hub.engine.dispose()
+    console.print(f"pruned {count} outbox rows settled more than {retention} ago", highlight=False)
