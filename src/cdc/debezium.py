@@ -5,16 +5,28 @@ through its own publication and replication slot, both named after the source. T
 runs in a background thread of this process and hands each batch, as ``RawMessage``s, to a
 callback. Delivery contract, in order:
 
-1. the engine polls a batch (at most ``max_batch_size`` records, every ``poll_interval_ms``);
-2. the callback gets the whole batch and returns only once the batch is durably applied;
-3. the records are then marked processed, so their offsets may be flushed (every
+1. the engine polls a batch (at most ``max_batch_size`` records, every ``poll_interval_ms``)
+   and, on its own thread, the batch is turned into ``RawMessage``s;
+2. the batch is handed to the apply thread through a hand-off of ``pipeline_depth`` slots, and
+   the engine goes on polling (and converting) the next batches meanwhile; when the hand-off
+   is full the engine waits;
+3. the apply thread calls the callback with each batch, one at a time, in delivery order; the
+   callback returns only once the batch is durably applied;
+4. only then are the batch's records marked processed (by the apply thread, which alone uses
+   the engine's committer), so their offsets may be flushed (every
    ``offset_flush_interval_ms``, into a file under the caller's state directory) and the
    slot's confirmed LSN may advance;
-4. if the callback raises, nothing of the batch is marked: the engine stops, the error comes
-   back from ``wait()``, and the batch is delivered again after a restart.
+5. if the callback raises, nothing of that batch or of those handed over after it is marked:
+   the engine is closed, the error comes back from ``wait()``, and the batches are delivered
+   again after a restart.
 
 Offsets are flushed after, never before, the callback has returned, so delivery is
 at-least-once: the apply side must be idempotent (it is: positions are stored with effects).
+Batches are applied one after another in the order the engine polled them, so the changes of
+one row arrive in commit order, as without the hand-off. ``stop()`` lets the batch being
+applied finish and be marked; batches still waiting in the hand-off are dropped unmarked and
+come again after a restart. ``pipeline_depth=0`` applies each batch on the engine's thread
+instead, capture and apply taking turns.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import queue
 import re
 import threading
 import time
@@ -44,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 BatchCallback = Callable[[list[RawMessage]], None]
 """Receives each batch; returns once it is applied; raises to leave it unacknowledged."""
+
+DEFAULT_PIPELINE_DEPTH = 1
+"""Batches that may wait, converted, while the one before them is applied."""
 
 OFFSETS_FILE = "offsets.dat"
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -179,6 +195,8 @@ class DebeziumSource:
             ``state_dir / "logs"`` when None. The JVM is per process, so the first source
             to start decides.
         java: the Java runtime, if this source starts the JVM; ``find_java()`` when None.
+        pipeline_depth: batches that may wait in the hand-off while one is applied (the
+            engine captures meanwhile); 0 applies on the engine's thread, capture waiting.
     """
 
     def __init__(
@@ -189,7 +207,10 @@ class DebeziumSource:
         *,
         log_dir: Path | None = None,
         java: JavaRuntime | None = None,
+        pipeline_depth: int = DEFAULT_PIPELINE_DEPTH,
     ) -> None:
+        if pipeline_depth < 0:
+            raise ValueError(f"pipeline_depth must be >= 0, got {pipeline_depth}")
         self.source = source
         self.state_dir = state_dir.expanduser().absolute()
         self._on_batch = on_batch
@@ -202,6 +223,10 @@ class DebeziumSource:
         self._callback_error: BaseException | None = None
         self._engine_error: str | None = None
         self._stopping = False
+        self._dropping = False  # handed batches are no longer applied (stop, or engine gone)
+        self._pipeline_depth = pipeline_depth
+        self._handoff: queue.Queue[_Handed | None] = queue.Queue(maxsize=max(1, pipeline_depth))
+        self._applier: threading.Thread | None = None
         self.batches = 0
         self.messages = 0
 
@@ -215,6 +240,11 @@ class DebeziumSource:
         start_jvm(self._log_dir, self._java)
         _register_exit_hook()
         self._engine = self._build_engine()
+        if self._pipeline_depth:
+            self._applier = threading.Thread(
+                target=self._apply_handed, name=f"apply-{self.source.name}", daemon=True
+            )
+            self._applier.start()
         self._thread = threading.Thread(
             target=self._run, name=f"debezium-{self.source.name}", daemon=True
         )
@@ -244,9 +274,11 @@ class DebeziumSource:
         return self._thread is not None and not self._done.is_set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the engine: the batch in flight finishes, offsets are flushed, threads end."""
-        self._stopping = True
+        """Stop the engine: the batch being applied finishes and is marked, batches waiting
+        behind it are dropped unmarked, offsets are flushed, threads end."""
+        self._stopping = self._dropping = True
         deadline = time.monotonic() + timeout
+        self._stop_applier(deadline)
         if self._engine is not None and not self._done.is_set():
             self._close_engine(deadline)
         if self._thread is not None:
@@ -295,9 +327,35 @@ class DebeziumSource:
         except Exception as exc:
             self._engine_error = self._engine_error or str(exc)
         finally:
+            # The engine is gone: what waits in the hand-off is dropped (it comes again); the
+            # batch being applied finishes (``stop`` waits for it).
+            self._dropping = True
+            self._wake_applier()
             self._done.set()
 
-    def _deliver(self, batch: list[RawMessage]) -> None:
+    def _deliver(self, batch: list[RawMessage], acknowledge: Callable[[], None]) -> None:
+        """On the engine's thread: apply ``batch`` there, or hand it to the apply thread.
+
+        Raises:
+            BaseException: the callback failed (now, or for an earlier batch): the engine stops.
+        """
+        if not self._pipeline_depth:
+            self._apply(batch)
+            acknowledge()
+            return
+        handed = _Handed(batch, acknowledge)
+        while True:
+            if self._callback_error is not None:
+                raise self._callback_error
+            if self._dropping:
+                return  # not applied, not marked: it comes again after a restart
+            try:
+                self._handoff.put(handed, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _apply(self, batch: list[RawMessage]) -> None:
         try:
             self._on_batch(batch)
         except BaseException as exc:
@@ -305,6 +363,42 @@ class DebeziumSource:
             raise
         self.batches += 1
         self.messages += len(batch)
+
+    def _apply_handed(self) -> None:
+        """The apply thread: each handed batch in order, marked processed once applied."""
+        while True:
+            handed = self._handoff.get()
+            if handed is None or self._dropping:
+                return
+            try:
+                self._apply(handed.batch)
+            except BaseException:
+                # Nothing more is applied or marked; the engine is closed from here (the
+                # engine's thread may be idle, waiting for the source), and wait() re-raises.
+                self._dropping = True
+                if not self._stopping:
+                    self._close_engine(time.monotonic() + 30.0)
+                return
+            try:
+                handed.acknowledge()
+            except Exception as exc:
+                # The engine stopped under the batch (its offset store is closed): the batch
+                # is applied but comes again after a restart, and is then found stale.
+                logger.warning("marking a batch of %s processed failed: %s", self.source.name, exc)
+
+    def _wake_applier(self) -> None:
+        with contextlib.suppress(queue.Full):
+            self._handoff.put_nowait(None)  # an idle apply thread wakes; a busy one sees _dropping
+
+    def _stop_applier(self, deadline: float) -> None:
+        if self._applier is None or threading.current_thread() is self._applier:
+            return
+        self._wake_applier()
+        self._applier.join(max(0.0, deadline - time.monotonic()))
+        if self._applier.is_alive():
+            logger.warning(
+                "the batch being applied for %s did not finish in time", self.source.name
+            )
 
     def _engine_finished(self, success: bool, message: str) -> None:
         if not success:
@@ -429,8 +523,16 @@ def _register_exit_hook() -> None:
 
 
 @dataclass(frozen=True)
+class _Handed:
+    """A converted batch waiting for the apply thread, and how to mark it processed."""
+
+    batch: list[RawMessage]
+    acknowledge: Callable[[], None]
+
+
+@dataclass(frozen=True)
 class _Bridge:
-    consumer: Callable[[Callable[[list[RawMessage]], None]], Any]
+    consumer: Callable[[Callable[[list[RawMessage], Callable[[], None]], None]], Any]
     completion: Callable[[Callable[[bool, str], None]], Any]
     connector: Callable[[Callable[[], None]], Any]
 
@@ -449,7 +551,7 @@ def _bridge_classes() -> _Bridge:
 
     @jpype.JImplements("io.debezium.engine.DebeziumEngine$ChangeConsumer")
     class BatchConsumer:
-        def __init__(self, deliver: Callable[[list[RawMessage]], None]) -> None:
+        def __init__(self, deliver: Callable[[list[RawMessage], Callable[[], None]], None]) -> None:
             self._deliver = deliver
 
         @java_method
@@ -462,18 +564,21 @@ def _bridge_classes() -> _Bridge:
                 )
                 for record in records
             ]
+
+            def acknowledge() -> None:
+                for record in records:
+                    committer.markProcessed(record)
+                committer.markBatchFinished()
+
             try:
-                self._deliver(batch)
+                self._deliver(batch, acknowledge)
             except BaseException as exc:
-                # Nothing below runs, so nothing is marked processed: the engine stops and
-                # the batch comes again after a restart. A Java exception (not the Python one
-                # in flight) keeps the engine's own error logging working.
+                # Nothing of the batch is marked processed: the engine stops and the batch
+                # comes again after a restart. A Java exception (not the Python one in
+                # flight) keeps the engine's own error logging working.
                 raise debezium_exception(
                     f"the batch callback raised {type(exc).__name__}: {exc}"
                 ) from None
-            for record in records:
-                committer.markProcessed(record)
-            committer.markBatchFinished()
 
         @java_method
         def supportsTombstoneEvents(self) -> bool:  # noqa: N802 (Java's name)
