@@ -10,7 +10,7 @@ at-least-once delivery depends on this order:
    and value bytes, the reason code, the error class, its source and its position. Messages
    without a row change (tombstones, heartbeats, logical messages, unmapped tables under
    ``ignore``) are counted and dropped.
-3. Snapshot reads get the snapshot's start as their commit time (see *Positions*).
+3. Snapshot reads are dated to the earliest read of their snapshot seen here (see *Positions*).
 4. One ``HubServices.apply_changes`` call stores the changes, the batch position (when the
    source has one) and the dead letters in one database transaction: a dead letter is stored
    exactly when the batch that carried it is.
@@ -26,8 +26,9 @@ Any other exception is a bug: it propagates, the batch is not acknowledged and t
 stops. That is safe because delivery is at-least-once and applying is idempotent.
 
 Positions. Idempotency rests on the per-row position the hub stores with each source record
-(source commit time, LSN, txId): a redelivered change is not newer than what is stored and is
-ignored. A *batch* position lets the hub skip a whole redelivered batch, but only an offset that
+(LSN, txId, source commit time, and whether it is a snapshot read): a redelivered change is not
+newer than what is stored and is ignored (``hub.model.SourcePosition.supersedes`` says what
+newer is). A *batch* position lets the hub skip a whole redelivered batch, but only an offset that
 strictly grows with every message is safe for that, because redelivered batches are cut
 differently from the original ones and a batch is skipped whole when its offset is not beyond
 the stored one. Kafka offsets qualify (one position per topic-partition). Debezium's
@@ -36,13 +37,22 @@ PostgreSQL positions do not: the event LSN goes backwards between interleaved tr
 is not in the event (``sequence`` carries the previous commit's), one statement can emit two
 events at one LSN (a primary-key change) and all snapshot reads share the snapshot's LSN. So
 embedded-engine and replay batches carry no batch position and rely on per-row positions,
-which a restart mid-snapshot cannot fool: a re-run snapshot has a later start, an interrupted
+which a restart mid-snapshot cannot fool: a re-run snapshot has a larger LSN, an interrupted
 one's rows are simply applied when they come.
 
-Snapshot reads carry the time Debezium *read* the row, which can be later than the commit of
-a change that is streamed after the snapshot (it committed after the snapshot's consistent
-point, but before the row was read). Ordered by that time, the newer streamed change would look
-older and be ignored. So a snapshot read is given the time its snapshot started instead.
+Snapshot reads. Debezium 3 gives every read of one snapshot the same ``source``: the LSN of
+the snapshot's consistent point (where its replication slot became consistent), the txId of
+the snapshot's transaction, ``sequence`` [null, that LSN], and one time, taken when the
+snapshot's transaction started, after the consistent point (tests/cdc/test_ordering_capture.py
+shows it on a real capture). A change committed after the consistent point is not in the
+snapshot and is streamed, but it may have committed before that time: ordered by time, it
+would look older than the snapshot row and be lost. So the hub orders a streamed change
+against a snapshot read by LSN: it is newer when its own LSN, or the commit streamed before
+its transaction (``sequence[0]``), is at or past the snapshot's LSN; only a transaction that
+wrote before the consistent point and was the first to commit after it falls back to its
+commit time (see ``SourcePosition.streamed_after``). Step 3 dates the reads of a snapshot to
+the earliest one this loop has seen: a no-op for Debezium 3, which dates them all alike, and
+the snapshot's start for connectors that date each read when it was read.
 """
 
 from __future__ import annotations

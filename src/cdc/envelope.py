@@ -90,8 +90,9 @@ class SourceInfo:
     schema: str
     table: str
     ts_ms: int
-    """When the database committed the change; for a snapshot read, when the row was read
-    (Debezium's clock, not the database's)."""
+    """When the database committed the change. For a snapshot read, Debezium 3 gives every
+    read of the snapshot one time, taken when the snapshot's transaction started (after its
+    consistent point; older connectors dated each read when it was read)."""
     ts_us: int | None = None
     lsn: int | None = None
     """The LSN of the change's own WAL record; for a snapshot read, the snapshot's LSN (its

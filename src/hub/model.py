@@ -167,8 +167,9 @@ class SourcePosition:
 
     A streamed change carries the LSN of its own WAL record (``lsn``) and the commit time of
     its transaction. A snapshot read (``snapshot``) carries the snapshot's LSN, shared by
-    every row it read (the point its data is consistent with), and the snapshot's start as
-    its time (cdc/ dates it so). ``supersedes`` orders two positions of one source row.
+    every row it read (the consistent point its data is as of), and the snapshot's start as
+    its time, which is later than that point. ``supersedes`` orders two positions of one
+    source row.
     """
 
     lsn: int | None

@@ -7,8 +7,9 @@ delivery and concurrent workers depends on the order of these steps:
    its offset is already applied. The position is written in step 8, in the same transaction
    as the effects, so a batch is applied exactly once however often it is delivered.
 2. Keep the newest change per source row; take advisory locks on those rows (sorted), read
-   them, and drop every change that is not newer than what is stored (per-key order; a delete
-   is final until a newer create). An upsert naming ``unchanged`` attributes (unchanged
+   them, and drop every change that is not newer than what is stored (per-key order, by LSN
+   where both positions have one: ``SourcePosition.supersedes``; a delete is final until a
+   newer create). An upsert naming ``unchanged`` attributes (unchanged
    TOASTed columns) gets their stored values here, under the row's lock.
 3. Validate, standardize and compute blocking keys; take advisory locks on all blocking keys
    (sorted) before any candidate look-up: two workers applying records that share a key take

@@ -1,0 +1,127 @@
+"""The per-row order of source positions (``SourcePosition.supersedes``), pure.
+
+The story behind the numbers: a snapshot's consistent point is LSN 1000 and it started at
+10:00:00. Kafka workers date the snapshot reads they see to the first one they saw, which
+for a worker consuming a table read late is 10:00:05. Changes streamed after the snapshot
+have LSNs above 1000 unless their transaction wrote before the consistent point and
+committed after it (in flight).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub.model import SourcePosition
+
+T = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+SNAPSHOT_LSN = 1000
+
+
+def at(seconds: float) -> datetime:
+    return T + timedelta(seconds=seconds)
+
+
+def read(seconds: float = 5, lsn: int = SNAPSHOT_LSN, tx_id: int = 700) -> SourcePosition:
+    """A snapshot read, dated ``seconds`` after the snapshot started."""
+    return SourcePosition(lsn=lsn, tx_id=tx_id, committed_at=at(seconds), snapshot=True)
+
+
+def streamed(
+    seconds: float, lsn: int | None, tx_id: int | None = 800, last_commit_lsn: int | None = None
+) -> SourcePosition:
+    return SourcePosition(lsn, tx_id, at(seconds), last_commit_lsn=last_commit_lsn)
+
+
+def test_a_change_streamed_after_the_snapshot_beats_a_read_dated_after_its_commit() -> None:
+    # The Kafka case: committed at 10:00:02, after the consistent point (LSN 1200 > 1000),
+    # before the worker's first snapshot read (10:00:05). Commit time alone calls it older.
+    stored, change = read(seconds=5), streamed(2, lsn=1200)
+    assert change.sort_key() < stored.sort_key()
+    assert change.supersedes(stored)
+    assert not stored.supersedes(change)
+
+
+def test_a_transaction_in_flight_at_the_consistent_point_wins_when_anything_says_so() -> None:
+    stored = read(seconds=5)
+    # It wrote before the consistent point (LSN 900) and committed after the read's date.
+    assert streamed(7, lsn=900).supersedes(stored)
+    # Committed before the read's date, but after another transaction that committed after
+    # the consistent point (the commit streamed before it is at 1100).
+    assert streamed(3, lsn=900, last_commit_lsn=1100).supersedes(stored)
+    assert streamed(3, lsn=900, last_commit_lsn=SNAPSHOT_LSN).supersedes(stored)
+
+
+def test_what_the_positions_cannot_tell_is_taken_to_be_in_the_snapshot() -> None:
+    stored = read(seconds=5)
+    # Written before the consistent point, committed before the read's date, the first
+    # commit streamed: either in the snapshot or in flight; indistinguishable (documented).
+    assert not streamed(3, lsn=900, last_commit_lsn=None).supersedes(stored)
+    # Committed before the snapshot (re-streamed from an older slot, or replayed): the
+    # snapshot already has it, and a re-read snapshot row beats it.
+    before = streamed(-1, lsn=900, last_commit_lsn=850)
+    assert not before.supersedes(stored)
+    assert stored.supersedes(streamed(-1, lsn=900))
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        streamed(2, lsn=1200),
+        streamed(2, lsn=1200, last_commit_lsn=1100),
+        streamed(2, lsn=None),
+        read(seconds=5),
+        SourcePosition(lsn=None, tx_id=None, committed_at=at(1), snapshot=True),
+    ],
+    ids=["streamed", "streamed-with-sequence", "no-lsn", "snapshot-read", "snapshot-no-lsn"],
+)
+def test_the_same_change_delivered_again_is_not_newer(position: SourcePosition) -> None:
+    again = SourcePosition(
+        position.lsn,
+        position.tx_id,
+        position.committed_at,
+        position.snapshot,
+        position.last_commit_lsn,
+    )
+    assert not again.supersedes(position)
+
+
+def test_reads_of_one_snapshot_do_not_supersede_each_other_however_they_were_dated() -> None:
+    # Two workers (or a worker before and after a restart) date the same read differently.
+    early, late = read(seconds=0), read(seconds=9)
+    assert not late.supersedes(early)
+    assert not early.supersedes(late)
+
+
+def test_a_re_snapshot_beats_everything_streamed_before_it() -> None:
+    # After ``mdh cdc reset``: a new slot, a consistent point past everything streamed.
+    again = read(seconds=3600, lsn=50_000, tx_id=900)
+    last_streamed = streamed(3000, lsn=40_000, last_commit_lsn=39_000)
+    assert again.supersedes(last_streamed)
+    assert again.supersedes(read(seconds=5))
+    # ... and an old change delivered again afterwards does not undo it.
+    assert not last_streamed.supersedes(again)
+    assert not streamed(2, lsn=1200).supersedes(again)
+    # A change streamed after the re-snapshot beats it.
+    assert streamed(3601, lsn=50_100).supersedes(again)
+
+
+def test_streamed_changes_of_one_row_are_ordered_by_lsn_first() -> None:
+    first = streamed(2, lsn=1200, tx_id=801)
+    # The source's clock stepped back: a later transaction with an earlier commit time.
+    later = streamed(1, lsn=1300, tx_id=802)
+    assert later.supersedes(first)
+    assert not first.supersedes(later)
+    # Two changes of one row in one transaction: same commit time and txId, LSN decides.
+    assert streamed(2, lsn=1250, tx_id=801).supersedes(first)
+
+
+def test_positions_without_an_lsn_are_ordered_by_commit_time() -> None:
+    assert streamed(3, lsn=None).supersedes(streamed(2, lsn=None))
+    assert not streamed(2, lsn=None).supersedes(streamed(3, lsn=None))
+    # Mixed: commit time, then LSN, then txId, as before.
+    assert streamed(3, lsn=None).supersedes(streamed(2, lsn=5000))
+    assert streamed(2, lsn=1).supersedes(streamed(2, lsn=None))
+    assert streamed(6, lsn=None).supersedes(read(seconds=5))
+    assert not streamed(4, lsn=None).supersedes(read(seconds=5))
