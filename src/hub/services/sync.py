@@ -199,7 +199,14 @@ class Publishing:
         self, target: str, *, limit: int, lease: timedelta, owner: str = "relay"
     ) -> list[Delivery]:
         """Lease up to ``limit`` due rows of ``target`` whose earlier versions are settled,
-        in id order (steps 1 and 2 of the module docstring)."""
+        in id order (steps 1 and 2 of the module docstring).
+
+        "No earlier pending version" is asked as "the earliest pending version" (a scalar
+        subquery per row, looked up by golden id in ``ix_outbox_golden_pending``): as a NOT
+        EXISTS anti-join, the planner, with statistics from when the outbox was small (an
+        initial load fills it faster than autovacuum analyses it), scanned every pending row
+        of the target for each candidate, and claims took 5 to 35 s in ``mdh demo``.
+        """
         now = self.clock()
         lease_until = now + lease
         token = f"{owner}:{secrets.token_hex(6)}"
@@ -209,10 +216,9 @@ class Publishing:
               SELECT o.id FROM outbox o
               WHERE o.target = :target AND o.delivered_at IS NULL AND o.dead_at IS NULL
                 AND o.next_attempt_at <= :now
-                AND NOT EXISTS (
-                  SELECT 1 FROM outbox e
+                AND o.version = (
+                  SELECT min(e.version) FROM outbox e
                   WHERE e.target = o.target AND e.golden_id = o.golden_id
-                    AND e.version < o.version
                     AND e.delivered_at IS NULL AND e.dead_at IS NULL)
               ORDER BY o.id
               LIMIT :limit
