@@ -7,7 +7,9 @@ In one run, on one embedded PostgreSQL (source and hub databases on the same ser
    of them updated, in transactions of 100 rows. The raw engine drains its slot with a no-op
    handler; then the hub engine drains the same changes through the apply loop (parse, map,
    standardize, match, survivorship, golden records, history, outbox: one transaction per
-   batch). Events per second of each, from the first event to the last, and their ratio.
+   batch), wired as ``mdh cdc run`` wires it (the next batch is captured and parsed while one
+   is applied). Events per second of each, from the first event's arrival to the last one's
+   delivery (raw) or commit (hub), and their ratio.
 2. *Latency.* A writer commits single-row transactions at a steady rate (200/s by default);
    commit-to-golden is the time from the source commit (Debezium ``ts_us``) to the hub's
    commit of the batch that carried it. The raw engine's commit-to-handler latency at the same
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cdc.apply import ApplyLoop
+from cdc.apply import ApplyLoop, ParsedBatch
 from cdc.debezium import DebeziumSource, PostgresSource
 from cdc.mapping import ChangeMapper, parse_source_mappings
 from cdc.metrics import CaptureMetrics, percentile
@@ -222,7 +224,8 @@ def _write_changes(url: str, records: list[Record], update_share: float) -> int:
 
 
 class _Counter:
-    """Counts row events as the engine delivers them; first and last arrival times."""
+    """Counts row events; the first one's arrival and the last one's count (delivered to the
+    raw handler, or committed by the hub)."""
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
@@ -231,11 +234,13 @@ class _Counter:
         self.last = 0.0
         self.done = threading.Event()
 
-    def add(self, batch: list[RawMessage]) -> None:
-        rows = sum(1 for m in batch if m.value is not None and m.topic.endswith(TOPIC_TABLE))
-        if rows and self.first is None:
+    def arrived(self, batch: Sequence[RawMessage]) -> None:
+        if self.first is None and _rows(batch):
             self.first = time.monotonic()
-        self.count += rows
+
+    def add(self, batch: Sequence[RawMessage]) -> None:
+        self.arrived(batch)
+        self.count += _rows(batch)
         self.last = time.monotonic()
         if self.count >= self.expected:
             self.done.set()
@@ -244,6 +249,34 @@ class _Counter:
     def rate(self) -> float:
         assert self.first is not None
         return self.count / max(self.last - self.first, 1e-9)
+
+
+def _rows(batch: Sequence[RawMessage]) -> int:
+    return sum(1 for m in batch if m.value is not None and m.topic.endswith(TOPIC_TABLE))
+
+
+class _Applying:
+    """The apply loop as the engine's staged callback (as ``mdh cdc run`` gives it), counting:
+    a batch is parsed on the engine's thread while the one before it is applied."""
+
+    def __init__(self, loop: ApplyLoop, counter: _Counter | None = None) -> None:
+        self.loop = loop
+        self.counter = counter
+        self.batches = 0
+        self.changes = 0
+
+    def prepare(self, messages: Sequence[RawMessage]) -> tuple[Sequence[RawMessage], ParsedBatch]:
+        if self.counter is not None:
+            self.counter.arrived(messages)
+        return messages, self.loop.prepare(messages)
+
+    def apply_prepared(self, prepared: tuple[Sequence[RawMessage], ParsedBatch]) -> None:
+        messages, parsed = prepared
+        outcome = self.loop.apply_prepared(parsed)
+        self.batches += 1
+        self.changes += outcome.changes
+        if self.counter is not None:
+            self.counter.add(messages)
 
 
 def _drain_raw(source: PostgresSource, root: Path, events: int) -> float:
@@ -261,22 +294,14 @@ def _drain_hub(
     source: PostgresSource, root: Path, events: int, hub: HubServices
 ) -> tuple[float, int]:
     counter = _Counter(events)
-    loop = ApplyLoop(hub, _mapper(), label=source.name)
-    batches = 0
-
-    def apply(batch: list[RawMessage]) -> None:
-        nonlocal batches
-        loop.apply(batch)
-        batches += 1
-        counter.add(batch)
-
-    engine = DebeziumSource(source, root / source.name, apply, log_dir=root / "logs")
+    applying = _Applying(ApplyLoop(hub, _mapper(), label=source.name), counter)
+    engine = DebeziumSource(source, root / source.name, applying, log_dir=root / "logs")
     engine.start()
     try:
         _wait(counter.done.is_set, 1800, "the hub engine to drain")
     finally:
         engine.stop()
-    return counter.rate, batches
+    return counter.rate, applying.batches
 
 
 def _steady_writer(url: str, rate: int, seconds: float, prefix: str) -> int:
@@ -334,24 +359,19 @@ def _latency_hub(
     source: PostgresSource, root: Path, url: str, args: argparse.Namespace, hub: HubServices
 ) -> dict[str, Any]:
     loop = ApplyLoop(hub, _mapper(), label=source.name)
-    seen = 0
+    applying = _Applying(loop)
 
-    def apply(batch: list[RawMessage]) -> None:
-        nonlocal seen
-        outcome = loop.apply(batch)
-        if loop.metrics is not None:
-            seen += outcome.changes
-
-    engine = DebeziumSource(source, root / source.name, apply, log_dir=root / "logs")
+    engine = DebeziumSource(source, root / source.name, applying, log_dir=root / "logs")
     engine.start()
     _wait(lambda: engine.wait_started(0.1), 120, "the hub engine")
     time.sleep(3)  # streaming, not just started
     metrics = CaptureMetrics()
     loop.metrics = metrics
+    before = applying.changes
     expected = int(args.rate * args.seconds)
     try:
         _steady_writer(url, args.rate, args.seconds, "hub")
-        _wait(lambda: seen >= expected, 120, "the hub to catch up")
+        _wait(lambda: applying.changes - before >= expected, 120, "the hub to catch up")
     finally:
         engine.stop()
     latency: dict[str, Any] = metrics.snapshot()[source.name]["commit_to_golden_ms"]

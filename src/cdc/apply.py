@@ -131,6 +131,18 @@ class BatchOutcome:
     """None when there was nothing to store (only heartbeats, tombstones...)."""
 
 
+@dataclass(frozen=True)
+class ParsedBatch:
+    """A batch after steps 2 and 3 (``ApplyLoop.prepare``), ready to be applied."""
+
+    messages: int
+    changes: list[SourceChange]
+    streamed: list[datetime]
+    """Commit times of the changes captured while streaming (the latency samples)."""
+    dead_letters: list[DeadLetter]
+    ignored: int
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -176,16 +188,13 @@ class ApplyLoop:
         """The embedded engine's batch callback: apply, without a batch position."""
         self.apply(messages)
 
-    def apply(
-        self, messages: Sequence[RawMessage], position: BatchPosition | None = None
-    ) -> BatchOutcome:
-        """Apply one batch; returns once it is committed.
+    def prepare(self, messages: Sequence[RawMessage]) -> ParsedBatch:
+        """Steps 2 and 3: parse and map a batch, without touching the hub.
 
-        Raises:
-            ApplyInterruptedError: ``stop`` was set while a transient failure was retried.
-            Exception: anything that is neither poison nor transient (a bug).
+        A source that overlaps capture with apply calls it for the next batch while the one
+        before is applied, then ``apply_prepared``; batches must be prepared in delivery order
+        (snapshot reads are dated by the snapshot's first read seen here).
         """
-        # 2. parse and map; 3. snapshot reads get the snapshot's start time
         changes: list[SourceChange] = []
         streamed: list[datetime] = []
         letters: list[DeadLetter] = []
@@ -209,10 +218,33 @@ class ApplyLoop:
                 self._snapshot_started.pop(source.name, None)
                 streamed.append(change.position.committed_at)
             changes.append(change)
+        return ParsedBatch(len(messages), changes, streamed, letters, ignored)
 
+    def apply(
+        self, messages: Sequence[RawMessage], position: BatchPosition | None = None
+    ) -> BatchOutcome:
+        """Apply one batch; returns once it is committed.
+
+        Raises:
+            ApplyInterruptedError: ``stop`` was set while a transient failure was retried.
+            Exception: anything that is neither poison nor transient (a bug).
+        """
+        return self.apply_prepared(self.prepare(messages), position)
+
+    def apply_prepared(
+        self, parsed: ParsedBatch, position: BatchPosition | None = None
+    ) -> BatchOutcome:
+        """Steps 4 to 7 for a batch ``prepare`` parsed; returns once it is committed.
+
+        Raises:
+            ApplyInterruptedError: ``stop`` was set while a transient failure was retried.
+            Exception: anything that is neither poison nor transient (a bug).
+        """
+        messages, changes, letters = parsed.messages, parsed.changes, parsed.dead_letters
+        streamed, ignored = parsed.streamed, parsed.ignored
         if not changes and not letters:
-            self._record(len(messages), [], [], 0, ignored)
-            return BatchOutcome(len(messages), 0, 0, ignored, 0, None)
+            self._record(messages, [], [], 0, ignored)
+            return BatchOutcome(messages, 0, 0, ignored, 0, None)
 
         # 4. one transaction; 5. transient failures retried, nothing acknowledged meanwhile
         attempts = 0
@@ -228,7 +260,7 @@ class ApplyLoop:
                 logger.warning(
                     "%s: batch of %d messages not applied (attempt %d: %s); retrying in %.1fs",
                     self.label,
-                    len(messages),
+                    messages,
                     attempts,
                     exc,
                     pause,
@@ -239,8 +271,8 @@ class ApplyLoop:
             logger.info("%s: batch applied after %d attempts", self.label, attempts)
 
         # 7. metrics of the committed batch
-        self._record(len(messages), changes, streamed, len(letters), ignored)
-        return BatchOutcome(len(messages), len(changes), len(letters), ignored, attempts, result)
+        self._record(messages, changes, streamed, len(letters), ignored)
+        return BatchOutcome(messages, len(changes), len(letters), ignored, attempts, result)
 
     # --- helpers -------------------------------------------------------------------------
 

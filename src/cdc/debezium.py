@@ -6,7 +6,8 @@ runs in a background thread of this process and hands each batch, as ``RawMessag
 callback. Delivery contract, in order:
 
 1. the engine polls a batch (at most ``max_batch_size`` records, every ``poll_interval_ms``)
-   and, on its own thread, the batch is turned into ``RawMessage``s;
+   and, on its own thread, the batch is turned into ``RawMessage``s (and, for a
+   ``StagedBatchCallback``, prepared: parsed and mapped);
 2. the batch is handed to the apply thread through a hand-off of ``pipeline_depth`` slots, and
    the engine goes on polling (and converting) the next batches meanwhile; when the hand-off
    is full the engine waits;
@@ -42,7 +43,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -57,6 +58,19 @@ logger = logging.getLogger(__name__)
 
 BatchCallback = Callable[[list[RawMessage]], None]
 """Receives each batch; returns once it is applied; raises to leave it unacknowledged."""
+
+
+@runtime_checkable
+class StagedBatchCallback(Protocol):
+    """A batch callback in two stages (``cdc.apply.ApplyLoop`` is one): ``prepare`` runs on
+    the engine's thread, in delivery order, while the batch before is applied (it must not
+    touch what ``apply_prepared`` uses); ``apply_prepared`` then gets its result on the apply
+    thread, with the contract of a ``BatchCallback``."""
+
+    def prepare(self, messages: Sequence[RawMessage], /) -> Any: ...
+
+    def apply_prepared(self, prepared: Any, /) -> Any: ...
+
 
 DEFAULT_PIPELINE_DEPTH = 1
 """Batches that may wait, converted, while the one before them is applied."""
@@ -190,7 +204,8 @@ class DebeziumSource:
     Args:
         source: what to capture.
         state_dir: this source's durable state (``offsets.dat``); created if missing.
-        on_batch: the callback (see the module docstring for the contract).
+        on_batch: the callback (see the module docstring for the contract); a staged one is
+            prepared on the engine's thread, overlapped with the apply of the batch before.
         log_dir: where the JVM writes ``debezium.log`` if this source starts the JVM;
             ``state_dir / "logs"`` when None. The JVM is per process, so the first source
             to start decides.
@@ -203,7 +218,7 @@ class DebeziumSource:
         self,
         source: PostgresSource,
         state_dir: Path,
-        on_batch: BatchCallback,
+        on_batch: BatchCallback | StagedBatchCallback,
         *,
         log_dir: Path | None = None,
         java: JavaRuntime | None = None,
@@ -213,7 +228,12 @@ class DebeziumSource:
             raise ValueError(f"pipeline_depth must be >= 0, got {pipeline_depth}")
         self.source = source
         self.state_dir = state_dir.expanduser().absolute()
-        self._on_batch = on_batch
+        if isinstance(on_batch, StagedBatchCallback):
+            self._prepare: Callable[[list[RawMessage]], Any] = on_batch.prepare
+            self._apply_prepared: Callable[[Any], Any] = on_batch.apply_prepared
+        else:
+            self._prepare = _unprepared
+            self._apply_prepared = on_batch
         self._log_dir = log_dir or self.state_dir / "logs"
         self._java = java
         self._engine: Any = None
@@ -334,16 +354,22 @@ class DebeziumSource:
             self._done.set()
 
     def _deliver(self, batch: list[RawMessage], acknowledge: Callable[[], None]) -> None:
-        """On the engine's thread: apply ``batch`` there, or hand it to the apply thread.
+        """On the engine's thread: apply ``batch`` there, or prepare it and hand it to the
+        apply thread.
 
         Raises:
             BaseException: the callback failed (now, or for an earlier batch): the engine stops.
         """
+        try:
+            prepared = self._prepare(batch)
+        except BaseException as exc:
+            self._callback_error = exc
+            raise
+        handed = _Handed(prepared, len(batch), acknowledge)
         if not self._pipeline_depth:
-            self._apply(batch)
-            acknowledge()
+            self._apply(handed)
+            handed.acknowledge()
             return
-        handed = _Handed(batch, acknowledge)
         while True:
             if self._callback_error is not None:
                 raise self._callback_error
@@ -355,14 +381,14 @@ class DebeziumSource:
             except queue.Full:
                 continue
 
-    def _apply(self, batch: list[RawMessage]) -> None:
+    def _apply(self, handed: _Handed) -> None:
         try:
-            self._on_batch(batch)
+            self._apply_prepared(handed.prepared)
         except BaseException as exc:
             self._callback_error = exc
             raise
         self.batches += 1
-        self.messages += len(batch)
+        self.messages += handed.messages
 
     def _apply_handed(self) -> None:
         """The apply thread: each handed batch in order, marked processed once applied."""
@@ -371,7 +397,7 @@ class DebeziumSource:
             if handed is None or self._dropping:
                 return
             try:
-                self._apply(handed.batch)
+                self._apply(handed)
             except BaseException:
                 # Nothing more is applied or marked; the engine is closed from here (the
                 # engine's thread may be idle, waiting for the source), and wait() re-raises.
@@ -524,10 +550,15 @@ def _register_exit_hook() -> None:
 
 @dataclass(frozen=True)
 class _Handed:
-    """A converted batch waiting for the apply thread, and how to mark it processed."""
+    """A prepared batch waiting for the apply thread, and how to mark it processed."""
 
-    batch: list[RawMessage]
+    prepared: Any
+    messages: int
     acknowledge: Callable[[], None]
+
+
+def _unprepared(batch: list[RawMessage]) -> list[RawMessage]:
+    return batch
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Capture overlapped with apply (``DebeziumSource`` hand-off): at-least-once and per-row order.
 
-The engine converts and hands over the next batches while the callback applies one, and marks
+The engine converts (and, for a staged callback, prepares) the next batches while the callback
+applies one, and marks
 a batch processed only after the callback returned. A callback that fails leaves its batch and
 those handed over behind it unmarked, so a restart delivers them again; the changes of one row
 reach the callback in commit order in every run.
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ def _worker_main() -> int:
     parser.add_argument("--run", type=int, required=True)
     parser.add_argument("--fail-at", type=int, default=0, help="the n-th row batch raises")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per batch applied")
+    parser.add_argument("--staged", action="store_true", help="a StagedBatchCallback")
     args = parser.parse_args()
 
     stop = threading.Event()
@@ -53,36 +56,47 @@ def _worker_main() -> int:
         print(json.dumps({"event": event, **data}), flush=True)
 
     sink = psycopg.connect(args.url)
-    batches = 0
+
+    class Sink:
+        """Parses on the engine's thread (``prepare``), writes on the apply thread."""
+
+        batches = 0
+
+        def prepare(self, batch: Sequence[RawMessage]) -> list[tuple[int, int, int]]:
+            rows = []
+            for message in batch:
+                if message.value is None:
+                    continue
+                payload = json.loads(message.value)
+                payload = payload.get("payload", payload)
+                after = payload.get("after")
+                if after is not None:
+                    rows.append((after["id"], after["n"], payload["source"]["lsn"]))
+            return rows
+
+        def apply_prepared(self, rows: list[tuple[int, int, int]]) -> None:
+            if not rows:
+                return
+            self.batches += 1
+            time.sleep(args.delay)  # the engine goes on capturing meanwhile
+            if self.batches == args.fail_at:
+                raise RuntimeError(f"injected failure in batch {self.batches}")
+            with sink.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO applied (run, batch, id, n, lsn) VALUES (%s, %s, %s, %s, %s)",
+                    [(args.run, self.batches, *row) for row in rows],
+                )
+            sink.commit()
+
+    staged = Sink()
 
     def apply(batch: list[RawMessage]) -> None:
-        nonlocal batches
-        rows = []
-        for message in batch:
-            if message.value is None:
-                continue
-            payload = json.loads(message.value)
-            payload = payload.get("payload", payload)
-            after = payload.get("after")
-            if after is not None:
-                rows.append((after["id"], after["n"], payload["source"]["lsn"]))
-        if not rows:
-            return
-        batches += 1
-        time.sleep(args.delay)  # the engine goes on capturing meanwhile
-        if batches == args.fail_at:
-            raise RuntimeError(f"injected failure in batch {batches}")
-        with sink.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO applied (run, batch, id, n, lsn) VALUES (%s, %s, %s, %s, %s)",
-                [(args.run, batches, *row) for row in rows],
-            )
-        sink.commit()
+        staged.apply_prepared(staged.prepare(batch))
 
     source = PostgresSource.from_url(
         SYSTEM, args.url, ["public.item"], max_batch_size=25, heartbeat_interval_ms=0
     )
-    engine = DebeziumSource(source, args.state, apply)
+    engine = DebeziumSource(source, args.state, staged if args.staged else apply)
     engine.start()
     while not engine.wait_started(0.1):
         if not engine.running:
@@ -152,8 +166,9 @@ def _wait_until(condition: Any, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("staged", [False, True], ids=["callback", "staged"])
 def test_failed_batch_and_those_behind_it_come_again_in_row_order(
-    pg_server: Any, tmp_path: Path
+    pg_server: Any, tmp_path: Path, staged: bool
 ) -> None:
     from cdc.debezium import PostgresSource, reset
 
@@ -170,7 +185,8 @@ def test_failed_batch_and_those_behind_it_come_again_in_row_order(
         )
     reset(PostgresSource.from_url(SYSTEM, url, ["public.item"]), tmp_path / "state")
 
-    first = _Worker(tmp_path, url, 1, "--fail-at", "4", "--delay", "0.3")
+    mode = ["--staged"] if staged else []
+    first = _Worker(tmp_path, url, 1, "--fail-at", "4", "--delay", "0.3", *mode)
     try:
         assert first.event(120)["event"] == "started"
         with psycopg.connect(url) as conn:
@@ -197,7 +213,7 @@ def test_failed_batch_and_those_behind_it_come_again_in_row_order(
     assert {batch for run, batch, _, _ in _applied(url)} == {1, 2, 3}
 
     expected = {(i, n) for i in range(1, ROWS + 1) for n in range(UPDATES + 1)}
-    second = _Worker(tmp_path, url, 2)
+    second = _Worker(tmp_path, url, 2, *mode)
     try:
         assert second.event(120)["event"] == "started"
         _wait_until(
