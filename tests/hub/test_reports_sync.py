@@ -107,6 +107,7 @@ def test_dead_superseded_and_skipped_rows_are_not_deliveries_and_percentiles_mat
                 stat,
             )
     assert sync["oldest_pending_seconds"] >= 0.0
+    assert hub.store_status().outbox_pending == {"crm": 1}  # the metrics' gauge: I alone
     # The one definition: the service the relay's status command uses says the same.
     [kpi] = hub.sync_latency(since=now - timedelta(hours=1))
     assert kpi.delivered == sync["delivered"]
