@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from hub.model import SourcePosition
 
@@ -125,3 +127,75 @@ def test_positions_without_an_lsn_are_ordered_by_commit_time() -> None:
     assert streamed(2, lsn=1).supersedes(streamed(2, lsn=None))
     assert streamed(6, lsn=None).supersedes(read(seconds=5))
     assert not streamed(4, lsn=None).supersedes(read(seconds=5))
+
+
+@st.composite
+def row_histories(draw: st.DrawFn) -> tuple[list[SourcePosition], SourcePosition]:
+    """One source row through a snapshot and the stream after it, as delivered at least once:
+    (every delivery in order, the position the row must end at).
+
+    Transactions on the row commit in order; each writes after the previous one committed
+    (row lock) and commits later in time. The snapshot's consistent point falls somewhere
+    among them (possibly while one is in flight: written before it, committed after), and the
+    snapshot is dated at or after that point. Deliveries restart from earlier points after
+    crashes, never skipping one.
+    """
+    count = draw(st.integers(0, 5))
+    lsn, seconds, commits = 100, 0.0, []
+    for _ in range(count):
+        write = lsn + draw(st.integers(1, 50))
+        commit = write + draw(st.integers(1, 50))
+        seconds += draw(st.floats(0.001, 5))
+        commits.append((write, commit, seconds))
+        lsn = commit
+    # The consistent point: after the first ``before`` commits, possibly after the next write.
+    before = draw(st.integers(0, count))
+    floor = commits[before - 1][1] if before else 50
+    if before < count and draw(st.booleans()):
+        floor = commits[before][0]  # the next transaction is in flight at the point
+    ceiling = commits[before][1] - 1 if before < count else floor + 50
+    point = draw(st.integers(floor + 1, max(floor + 1, ceiling)))
+    point_time = (commits[before - 1][2] if before else 0.0) + 0.0005
+    dated = point_time + draw(st.floats(0, 10))
+    snapshot = SourcePosition(point, 700, at(dated), snapshot=True)
+    stream: list[SourcePosition] = [snapshot]
+    previous: int | None = None
+    first_after_point = draw(st.booleans())  # no other commit between the point and ours
+    for write, commit, when in commits[before:]:
+        if previous is None and first_after_point:
+            last_commit = None
+        else:
+            low = max(point, previous or point)
+            last_commit = draw(st.integers(low, commit - 1)) if low < commit else None
+        stream.append(SourcePosition(write, write, at(when), last_commit_lsn=last_commit))
+        previous = commit
+    # What the positions cannot tell apart from a change in the snapshot (documented).
+    first = stream[1] if len(stream) > 1 else None
+    assume(
+        first is None
+        or first.lsn is None
+        or first.lsn >= point
+        or first.last_commit_lsn is not None
+        or first.committed_at > snapshot.committed_at
+    )
+    deliveries: list[SourcePosition] = []
+    start = 0
+    for _ in range(draw(st.integers(0, 3))):
+        end = draw(st.integers(start, len(stream)))
+        deliveries.extend(stream[start:end])
+        start = draw(st.integers(0, end))
+    deliveries.extend(stream[start:])
+    return deliveries, stream[-1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(history=row_histories())
+def test_a_row_ends_at_its_last_change_however_often_it_is_delivered(
+    history: tuple[list[SourcePosition], SourcePosition],
+) -> None:
+    deliveries, last = history
+    stored: SourcePosition | None = None
+    for position in deliveries:
+        if stored is None or position.supersedes(stored):
+            stored = position
+    assert stored == last
