@@ -113,13 +113,6 @@ class EngineProcess:
         self._stderr.close()
 
 
-@pytest.fixture
-def source_url(pg_server: EmbeddedPostgres) -> str:
-    database = "cdc_ordering"
-    pg_server.ensure_database(database)
-    return pg_server.url(database, driver="postgresql")
-
-
 def _seed(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS account, contact")
