@@ -678,24 +678,84 @@ class JointComparison(Comparison):
         return None if any(k is None for k in keys) else "\x1f".join(str(k) for k in keys)
 
     def level(self, a: Any, b: Any) -> int:
+        straight = self._level(a, b)
+        if not self.spec.swap or straight <= EXACT_LEVEL:
+            return straight
+        # Both ways round, so that the level stays symmetric in its arguments.
+        for crossed in (self._level(a, self._crossed(b)), self._level(self._crossed(a), b)):
+            if NULL_LEVEL < crossed < straight:
+                straight = crossed
+        return straight
+
+    def _level(self, a: Any, b: Any) -> int:
         code = 0
         for part, r, x, y in zip(self.parts, self._radix, a, b, strict=True):
             lv = 0 if x is None or y is None else part.level(x, y)
             code = code * r + lv
         return self._lookup_list[code]
 
-    def column(self, prepared: Sequence[Any]) -> list[Any]:
-        return [
+    def _crossed(self, prepared: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A two-part value with its parts exchanged, each in the shape of its new part."""
+        first, second = prepared
+        return (
+            _in_shape_of(self.parts[0], second),
+            _in_shape_of(self.parts[1], first),
+        )
+
+    def column(self, prepared: Sequence[Any]) -> Any:
+        straight = [
             part.column([None if v is None else v[k] for v in prepared])
             for k, part in enumerate(self.parts)
         ]
+        if not self.spec.swap:
+            return straight
+        # Crosswise: part k's column over the records' own values, then their crossed values
+        # (record i's crossed value sits at len(prepared) + i).
+        crossed = [None if v is None else self._crossed(v) for v in prepared]
+        cross_columns = [
+            part.column(
+                [None if v is None else v[k] for v in prepared]
+                + [None if v is None else v[k] for v in crossed]
+            )
+            for k, part in enumerate(self.parts)
+        ]
+        return _SwapColumns(straight, cross_columns, len(prepared))
 
     def levels(self, column: Any, left: IntArray, right: IntArray) -> LevelArray:
+        if not isinstance(column, _SwapColumns):
+            return self._levels(column, left, right)
+        out = self._levels(column.straight, left, right)
+        for lo, hi in ((left, right + column.size), (left + column.size, right)):
+            crossed = self._levels(column.crossed, lo, hi)
+            out = np.where((crossed > NULL_LEVEL) & (crossed < out), crossed, out).astype(np.int8)
+        return out
+
+    def _levels(self, columns: Sequence[Any], left: IntArray, right: IntArray) -> LevelArray:
         code = np.zeros(len(left), dtype=np.int64)
-        for part, r, col in zip(self.parts, self._radix, column, strict=True):
+        for part, r, col in zip(self.parts, self._radix, columns, strict=True):
             part.workers = self.workers
             code = code * r + part.levels(col, left, right).astype(np.int64)
         return self._lookup[code]
+
+
+@dataclass
+class _SwapColumns:
+    straight: list[Any]
+    crossed: list[Any]
+    size: int
+
+
+def _in_shape_of(part: Comparison, value: Any) -> Any:
+    """A string part's prepared value made of another string part's: one text, or the text
+    in each field."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        value = next((v for v in value if v is not None), None)
+        if value is None:
+            return None
+    fields = part.spec.fields
+    return value if len(fields) == 1 else (value,) * len(fields)
 
 
 def build_comparison(spec: ComparisonSpec) -> Comparison:

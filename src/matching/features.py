@@ -17,6 +17,7 @@ from typing import Any
 
 from matching.standardize import (
     canonical_given_name,
+    is_role_email,
     split_name_parts,
     split_org_name,
     split_street_parts,
@@ -375,7 +376,13 @@ def standardize_record(attributes: Mapping[str, Any]) -> dict[str, Any]:
     person = _person_features(record, kind)
     name, legal = _name_and_legal_form(record, kind, person["person_name"])
 
-    emails = sorted({e for e in map(standardize_email, record.values("emails", _EMAIL_SPLIT)) if e})
+    addresses = sorted(
+        {e for e in map(standardize_email, record.values("emails", _EMAIL_SPLIT)) if e}
+    )
+    # A person's role-account address (invoices@ their employer) is shared with colleagues:
+    # it says where they work (``domain``), not who they are.
+    is_person = kind == PERSON or (kind is None and person["person_name"] is not None)
+    emails = [e for e in addresses if not is_role_email(e)] if is_person else addresses
     phones = sorted(
         {
             p
@@ -403,5 +410,5 @@ def standardize_record(attributes: Mapping[str, Any]) -> dict[str, Any]:
         "dob": None if dob in _DOB_PLACEHOLDERS else dob,
         **_address_features(record, address, country),
         "country": country,
-        "domain": _domain(record, emails),
+        "domain": _domain(record, addresses),
     }

@@ -77,6 +77,10 @@ class ComparisonSpec:
     """Fields that make this comparison missing when a record has one of them: an
     organisation's ``name`` is compared, a person's (``given family``) is not, since the
     name parts already are."""
+    swap: bool = False
+    """Kind ``joint`` with two parts: a pair gets the stronger of its level as the fields are
+    and its level with the two parts compared crosswise (one record's given name against the
+    other's family name and the reverse), for values keyed into each other's field."""
 
     @property
     def level_labels(self) -> tuple[str, ...]:
@@ -116,7 +120,14 @@ class ComparisonSpec:
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "joint":
-            return {"name": self.name, "kind": "joint", "parts": [p.to_dict() for p in self.parts]}
+            joint: dict[str, Any] = {
+                "name": self.name,
+                "kind": "joint",
+                "parts": [p.to_dict() for p in self.parts],
+            }
+            if self.swap:
+                joint["swap"] = True
+            return joint
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "fields": list(self.fields)}
         if self.thresholds:
             out["thresholds"] = list(self.thresholds)
@@ -358,6 +369,7 @@ def _parse_comparison(item: Any, path: str, err: Any) -> ComparisonSpec:
         "initial",
         "parts",
         "unless",
+        "swap",
     }
     for key in item:
         if key not in allowed:
@@ -369,15 +381,20 @@ def _parse_comparison(item: Any, path: str, err: Any) -> ComparisonSpec:
         parts_raw = item.get("parts")
         if not isinstance(parts_raw, list) or len(parts_raw) < 2:
             raise err(f"{path}.parts", "a list of at least two comparisons")
-        if set(item) - {"name", "kind", "parts"}:
-            raise err(path, "only 'name', 'kind' and 'parts' for kind 'joint'")
+        if set(item) - {"name", "kind", "parts", "swap"}:
+            raise err(path, "only 'name', 'kind', 'parts' and 'swap' for kind 'joint'")
         parts = tuple(
             _parse_comparison(p, f"{path}.parts[{i}]", err) for i, p in enumerate(parts_raw)
         )
         joint_name = item.get("name", "_".join(p.name for p in parts))
         if not isinstance(joint_name, str):
             raise err(f"{path}.name", "a string")
-        return joint_comparison(joint_name, parts)
+        swap = item.get("swap", False)
+        if not isinstance(swap, bool):
+            raise err(f"{path}.swap", "true or false")
+        return joint_comparison(joint_name, parts, swap=swap)
+    if "swap" in item:
+        raise err(f"{path}.swap", "only for kind 'joint'")
     fields_raw = item.get("fields", item.get("field"))
     fields = _str_list(fields_raw, f"{path}.fields", err)
     thresholds_raw = item.get("thresholds", [])
@@ -430,10 +447,12 @@ def _parse_conflict(item: Any, path: str, err: Any) -> HardConflictSpec:
 _MAX_JOINT_LEVELS = 120
 
 
-def joint_comparison(name: str, parts: Sequence[ComparisonSpec]) -> ComparisonSpec:
+def joint_comparison(
+    name: str, parts: Sequence[ComparisonSpec], *, swap: bool = False
+) -> ComparisonSpec:
     """A ``joint`` comparison over ``parts`` (its fields are theirs, in order)."""
     fields = tuple(dict.fromkeys(f for p in parts for f in p.fields))
-    return ComparisonSpec(name=name, kind="joint", fields=fields, parts=tuple(parts))
+    return ComparisonSpec(name=name, kind="joint", fields=fields, parts=tuple(parts), swap=swap)
 
 
 def _validate_joint(comp: ComparisonSpec, path: str, err: Any) -> None:
@@ -445,6 +464,14 @@ def _validate_joint(comp: ComparisonSpec, path: str, err: Any) -> None:
         if part.tf_adjust:
             raise err(f"{path}.parts[{i}].tf_adjust", "false inside a joint comparison")
         _validate_comparison(part, f"{path}.parts[{i}]", err)
+    if comp.swap and (
+        len(comp.parts) != 2
+        or any(
+            p.kind not in SIMILARITY_KINDS and p.kind not in DISTANCE_KINDS and p.kind != "exact"
+            for p in comp.parts
+        )
+    ):
+        raise err(f"{path}.swap", "a joint comparison of exactly two text comparisons")
     if comp.n_levels - 1 > _MAX_JOINT_LEVELS:
         raise err(f"{path}.parts", f"at most {_MAX_JOINT_LEVELS} level combinations")
     expected = tuple(dict.fromkeys(f for p in comp.parts for f in p.fields))

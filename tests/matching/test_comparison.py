@@ -31,7 +31,8 @@ JOINT = joint_comparison(
     ),
 )
 UNLESS = ComparisonSpec("street_alone", "exact", ("street",), unless=("family_name",))
-ALL = [JW, GIVEN, LEV, DAMERAU, TOKENS, DATE, NUMBER, EMAILS, EXACT, JOINT, UNLESS]
+SWAP = joint_comparison("person_name", (GIVEN, JW), swap=True)
+ALL = [JW, GIVEN, LEV, DAMERAU, TOKENS, DATE, NUMBER, EMAILS, EXACT, JOINT, UNLESS, SWAP]
 
 
 def _label(spec: ComparisonSpec, left: dict[str, Any], right: dict[str, Any]) -> str:
@@ -82,6 +83,18 @@ def _label(spec: ComparisonSpec, left: dict[str, Any], right: dict[str, Any]) ->
          {"family_name": "kim", "street": "oak avenue"}, "family=else & street=null"),
         (JOINT, {"family_name": None, "street": None},
          {"family_name": "kim", "street": "oak avenue"}, "null"),
+        (SWAP, {"given_name": "michael", "family_name": "walker"},
+         {"given_name": "walker", "family_name": "michael"},
+         "given=exact & family=exact"),
+        (SWAP, {"given_name": "michael", "given_name_raw": "mike", "family_name": "walker"},
+         {"given_name": "walkr", "family_name": "michael"},
+         "given=exact & family=jaro_winkler>=0.92"),
+        (SWAP, {"given_name": "anna", "family_name": "walker"},
+         {"given_name": "walker", "family_name": "smith"},
+         "given=exact & family=else"),
+        (SWAP, {"given_name": "anna", "family_name": "walker"},
+         {"given_name": "maria", "family_name": "smith"},
+         "given=else & family=else"),
     ],
 )  # fmt: skip
 def test_levels(

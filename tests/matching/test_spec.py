@@ -74,6 +74,10 @@ def test_minimal_spec_gets_defaults() -> None:
         (lambda d: d.update(comparisons=[{"name": "j", "kind": "joint", "parts": [
             {"kind": "exact", "fields": ["city"]}]}]), "comparisons[0].parts"),
         (lambda d: d.update(max_block_size=1), "max_block_size"),
+        (lambda d: d["comparisons"][0].update(swap=True), "comparisons[0].swap"),
+        (lambda d: d.update(comparisons=[{"name": "j", "kind": "joint", "swap": True, "parts": [
+            {"kind": "exact", "fields": ["city"]}, {"kind": "date", "fields": ["dob"]}]}]),
+         "comparisons[0].swap"),
     ],
 )  # fmt: skip
 def test_invalid_spec_names_the_key(mutate: Any, path: str) -> None:
@@ -115,3 +119,21 @@ def test_unreadable_documents_are_spec_errors(tmp_path: Path) -> None:
         load_spec(tmp_path / "missing.yaml")
     with pytest.raises(SpecError, match="one of"):
         shipped_spec("nope")
+
+
+def test_a_swapped_joint_comparison_round_trips() -> None:
+    data = _valid()
+    data["comparisons"].append(
+        {
+            "name": "person_name",
+            "kind": "joint",
+            "swap": True,
+            "parts": [
+                {"kind": "jaro_winkler", "fields": ["given_name"], "thresholds": [0.9]},
+                {"kind": "jaro_winkler", "fields": ["family_name"], "thresholds": [0.9]},
+            ],
+        }
+    )
+    spec = MatchSpec.from_dict(data)
+    assert spec.comparisons[1].swap
+    assert MatchSpec.from_dict(spec.to_dict()) == spec

@@ -10,6 +10,7 @@ from matching.standardize import (
     domains,
     email_local_part,
     is_free_mail_domain,
+    is_role_email,
     standardize_domain,
     standardize_email,
     standardize_phone,
@@ -184,3 +185,17 @@ def test_domain_lookup_works_offline_from_the_bundled_suffix_list() -> None:
     finally:
         domains._extractor.cache_clear()
         domains._registrable_domain.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("email", "role"),
+    [
+        ("invoices@acme.com", True),
+        ("accounts.payable@acme.com", True),
+        ("buchhaltung@firma.de", True),
+        ("jane.doe@acme.com", False),
+        ("ap.smith@acme.com", False),
+    ],
+)
+def test_is_role_email(email: str, role: bool) -> None:
+    assert is_role_email(email) is role

@@ -397,3 +397,14 @@ def test_rows_of_a_data_frame_are_read_like_dicts() -> None:
     assert features["phones"] == ["+14155552671"]
     assert features["postcode"] == "02139"
     assert (features["dob"], features["emails"], features["city"]) == (None, [], None)
+
+
+def test_a_persons_role_address_gives_the_employer_but_not_an_identity() -> None:
+    person = standardize_record(
+        {"kind": "person", "given_name": "Ann", "family_name": "Lee", "email": "Invoices@Acme.com"}
+    )
+    company = standardize_record(
+        {"kind": "organization", "legal_name": "Acme Inc", "email": "invoices@acme.com"}
+    )
+    assert (person["emails"], person["email_locals"], person["domain"]) == ([], [], "acme.com")
+    assert company["emails"] == ["invoices@acme.com"]

@@ -18,7 +18,7 @@ from matching.standardize.addresses import (
 from matching.standardize.countries import standardize_country, standardize_region
 from matching.standardize.dates import standardize_date
 from matching.standardize.domains import is_free_mail_domain, standardize_domain
-from matching.standardize.emails import email_local_part, standardize_email
+from matching.standardize.emails import email_local_part, is_role_email, standardize_email
 from matching.standardize.identifiers import standardize_national_id, standardize_tax_id
 from matching.standardize.names import (
     NameParts,
@@ -43,6 +43,7 @@ __all__ = [
     "canonical_given_name",
     "email_local_part",
     "is_free_mail_domain",
+    "is_role_email",
     "legal_form",
     "split_full_name",
     "split_name_parts",

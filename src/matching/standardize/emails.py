@@ -1,4 +1,5 @@
-"""E-mail addresses: case, display names, plus-addressing and provider-specific dots."""
+"""E-mail addresses: case, display names, plus-addressing and provider-specific dots; role
+accounts."""
 
 from __future__ import annotations
 
@@ -60,3 +61,37 @@ def email_local_part(email: object) -> str | None:
     """The local part of a standardized e-mail address (before "@"), or None."""
     standardized = standardize_email(email)
     return standardized.split("@", 1)[0] if standardized is not None else None
+
+
+# Local parts of shared mailboxes that stand for a function, not a person (role accounts), in
+# the languages of the countries mdh knows best.
+_ROLE_LOCALS = frozenset(
+    {
+        # English
+        "accounting", "accounts", "accountspayable", "admin", "administration", "ap", "ar",
+        "billing", "contact", "enquiries", "finance", "hello", "help", "hr", "info",
+        "inquiries", "invoice", "invoices", "mail", "office", "orders", "payables", "payments",
+        "procurement", "purchasing", "receivables", "sales", "service", "support", "team",
+        # German
+        "buchhaltung", "einkauf", "finanzen", "kontakt", "rechnung", "rechnungen",
+        "rechnungswesen", "verwaltung", "vertrieb", "zentrale",
+        # French
+        "achats", "compta", "comptabilite", "facturation", "factures",
+        # Dutch
+        "administratie", "boekhouding", "crediteuren", "facturen", "inkoop",
+        # Spanish
+        "administracion", "compras", "contabilidad", "facturacion", "facturas",
+        # Italian
+        "acquisti", "amministrazione", "contabilita", "fatturazione", "fatture",
+        # Japanese (romanised)
+        "keiri", "soumu",
+    }
+)  # fmt: skip
+_ROLE_SEPARATORS = re.compile(r"[._-]+")
+
+
+def is_role_email(email: str) -> bool:
+    """True when a standardized address is a role account (``invoices@``, ``buchhaltung@``):
+    a shared mailbox that says which organisation, not which person."""
+    local = email.split("@", 1)[0]
+    return _ROLE_SEPARATORS.sub("", local) in _ROLE_LOCALS
