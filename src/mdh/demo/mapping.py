@@ -12,11 +12,14 @@ before it reaches the hub:
    domain from that e-mail address instead (as ``website``, unless it is a free-mail
    provider's). An empty ``customertype__c`` is inferred: a VAT id, or a name that is not the
    bill-to person's, means a business.
-2. **Contact persons get E.164 phones.** ``crm.contact`` and ``erp.knvk`` hold national phone
-   numbers without a country; the country of their customer's address (``crm.account``,
-   ``erp.kna1``) turns them into E.164, so they compare with the other systems'. Only the
-   country: with the customer's whole address, colleagues (same street, postcode, city and
-   e-mail domain) looked more alike than their different names could outweigh.
+2. **Contact persons get E.164 phones and their employer's web domain.** ``crm.contact`` and
+   ``erp.knvk`` hold national phone numbers without a country; the country of their
+   customer's address (``crm.account``, ``erp.kna1``) turns them into E.164, so they compare
+   with the other systems'. A contact without a website of its own takes its customer's (the
+   employer's domain, which the other systems know from the person's work e-mail): a contact
+   known by name only in one system has nothing else to be recognised by. Not the customer's
+   whole address: colleagues (same street, postcode, city) looked more alike than their
+   different names could outweigh; the match spec counts a shared phone and domain once.
 3. **Conditional fields.** A person keeps its name in given/family name (``legal_name`` is
    dropped), an organisation has no given/family name. An SAP person whose NAME2 is empty has
    "GIVEN FAMILY" or "FAMILY, GIVEN" in NAME1: it stays whole in ``legal_name`` for the
@@ -188,9 +191,9 @@ class DemoChangeMapper(ChangeMapper):
             return change
         attributes = dict(change.attributes)
         if table == ("crm", "account"):
-            self._references.remember(_CRM_ACCOUNT, key.pk, _address_part(attributes))
+            self._references.remember(_CRM_ACCOUNT, key.pk, _customer_part(attributes))
         elif table == ("erp", "kna1"):
-            self._references.remember(_ERP_CUSTOMER, key.pk, _address_part(attributes))
+            self._references.remember(_ERP_CUSTOMER, key.pk, _customer_part(attributes))
         if table == ("billing", "account"):
             attributes = self._billing_account(attributes)
         elif table in _PARENTS:
@@ -223,19 +226,23 @@ class DemoChangeMapper(ChangeMapper):
         return _names_by_kind(attributes)
 
     def _contact(self, attributes: Attributes, parent: _Reference, column: str) -> Attributes:
-        """A contact person's phones in E.164, with the country of their customer.
+        """A contact person's phones in E.164, with the country of their customer, and the
+        customer's website when the contact has none (see the module docstring).
 
-        Only the country: the customer's address would make colleagues look alike (same
-        street, postcode, city and e-mail domain) and outweigh their different names.
+        Not the customer's address: it would make colleagues look alike (same street,
+        postcode, city) and outweigh their different names.
         """
-        phones = attributes.get("phones")
         parent_id = attributes.get("extra", {}).get(column)
-        if not phones or not parent_id:
+        if not parent_id:
             return attributes
-        addresses = self._find(parent, parent_id, _address_part).get("addresses") or [{}]
+        customer = self._find(parent, parent_id, _customer_part)
+        phones = attributes.get("phones")
+        addresses = customer.get("addresses") or [{}]
         country = addresses[0].get("country")
-        if isinstance(country, str):
+        if phones and isinstance(country, str):
             attributes["phones"] = [standardize_phone(p, country) or p for p in phones]
+        if not attributes.get("website") and customer.get("website"):
+            attributes["website"] = customer["website"]
         return attributes
 
     def _find(
@@ -273,9 +280,10 @@ def _bill_to_part(attributes: Mapping[str, Any]) -> Attributes:
     return {name: attributes[name] for name in wanted if name in attributes}
 
 
-def _address_part(attributes: Mapping[str, Any]) -> Attributes:
-    """What a contact person takes from their customer."""
-    return {"addresses": attributes["addresses"]} if attributes.get("addresses") else {}
+def _customer_part(attributes: Mapping[str, Any]) -> Attributes:
+    """What a contact person takes from their customer: the address (for its country) and
+    the website."""
+    return {name: attributes[name] for name in ("addresses", "website") if attributes.get(name)}
 
 
 def _company_domain(emails: Sequence[str]) -> str | None:
