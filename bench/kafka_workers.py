@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "infra"))
 
 from workers_kit import (
+    STREAM_SEED,
     TOPICS,
     StreamProducer,
     Worker,
@@ -44,6 +45,8 @@ from workers_kit import (
 )
 
 from hub.db import create_engine
+from mdh.demo import GeneratorConfig, seed_sources
+from mdh.demo.schemas import DemoDatabases
 from mdh.embedded_pg import EmbeddedPostgres
 
 _ASSIGNED = re.compile(r" (assigned|revoked) (.*)$")
@@ -115,6 +118,11 @@ def run(
     batch_size: int,
 ) -> dict[str, float]:
     stream = demo_change_stream(customers)
+    # the world the stream was made from, for the enrichment joins' look-ups
+    seed_sources(
+        server, GeneratorConfig(customers=customers, seed=STREAM_SEED), prefix=f"bw{customers}_"
+    )
+    sources = DemoDatabases.on_server(server, prefix=f"bw{customers}_")
     run_dir = work / f"run-{index}-workers-{workers}"
     run_dir.mkdir()
     url = fresh_database(
@@ -127,7 +135,14 @@ def run(
         processes = [
             Worker(
                 f"w{i}",
-                worker_environment(broker, url, group, run_dir / f"w{i}", batch_size=batch_size),
+                worker_environment(
+                    broker,
+                    url,
+                    group,
+                    run_dir / f"w{i}",
+                    batch_size=batch_size,
+                    sources=sources,
+                ),
                 run_dir / f"w{i}",
             )
             for i in range(workers)

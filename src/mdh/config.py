@@ -20,6 +20,9 @@ Example (every section is optional; without a file the built-in defaults apply):
       kafka: {bootstrap_servers: "broker:9092", group_id: mdh, topics: [crm.public.customer]}
     survivorship: {default: [...], attributes: {...}}     # hub.rules.load_rules
     matching: {spec: customers, model: model.json, match_probability: 0.95}
+    enrichment:                              # mapping beyond the declarative fields (optional)
+      joins: demo                            # mdh.demo.mapping: bill-to join, E.164, names
+      references: {billing: ${BILLING_URL}}  # databases the joins read (default: connections)
     targets:                                 # where golden records are published (cdc.targets)
       crm:                                   # or just a list of names: [crm, billing, erp]
         kind: postgres                       # postgres write-back | webhook | kafka
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from cdc.debezium import PostgresSource
@@ -55,7 +59,7 @@ from matching import MatchModel, MatchSpec, SpecError, load_spec, shipped_spec
 from matching.errors import ModelFormatError
 
 DEFAULT_CONFIG_FILE = Path("mdh.yaml")
-SECTIONS = ("sources", "capture", "survivorship", "matching", "targets")
+SECTIONS = ("sources", "capture", "survivorship", "matching", "enrichment", "targets")
 _SOURCE_ONLY_KEYS = ("connection", "capture")
 _M = TypeVar("_M", bound=BaseModel)
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -93,6 +97,18 @@ class ConnectionConfig(BaseModel):
         if self.url is None and not self.database:
             raise ValueError("a URL (postgresql://user:password@host:port/db) or 'database'")
         return self
+
+    def libpq_url(self) -> str:
+        """The connection as a libpq connection string (``psycopg.connect`` takes it)."""
+        if self.url is not None:
+            return self.url.get_secret_value()
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            dbname=self.database or "",
+            user=self.user,
+            password=self.password.get_secret_value(),
+        )
 
 
 class CaptureOptions(BaseModel):
@@ -135,6 +151,23 @@ class SourceConnection:
             tables=self.tables,
             **options,
         )
+
+
+class EnrichmentConfig(BaseModel):
+    """What the mapping does beyond the declarative fields: joins with referenced rows.
+
+    ``joins: demo`` are the joins of the demo's source systems (``mdh.demo.mapping``: a billing
+    account takes its bill-to contact's address, contact persons' phones become E.164 from
+    their customer's country, name fields by kind). They read referenced rows from the source
+    databases: ``references`` names them per system; a system with a ``connection:`` under
+    ``sources`` is read there unless ``references`` says otherwise. The scale-out workers
+    (Kafka transport) have no connections and need ``references``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    joins: Literal["demo"]
+    references: dict[str, SecretStr] = Field(default_factory=dict)
 
 
 class KafkaConfig(BaseModel):
@@ -239,6 +272,16 @@ class MdhConfig:
     """Every target's name: each golden change gets one outbox row per target."""
     target_specs: Mapping[str, AnyTargetSpec] = field(default_factory=dict)
     """How to deliver to each target that has settings (none when ``targets:`` is a list)."""
+    enrichment: EnrichmentConfig | None = None
+    """Joins the mapping does beyond the declarative fields (none: the fields alone)."""
+
+    def reference_urls(self) -> dict[str, str]:
+        """Where the enrichment joins read referenced rows, by source system: the
+        ``references`` of ``enrichment``, else the source's ``connection``."""
+        urls = {name: source.connection.libpq_url() for name, source in self.connections.items()}
+        if self.enrichment is not None:
+            urls.update({k: v.get_secret_value() for k, v in self.enrichment.references.items()})
+        return urls
 
     @property
     def base_dir(self) -> Path:
@@ -328,6 +371,28 @@ def parse_config(document: Any, file: str, environ: Mapping[str, str]) -> MdhCon
         )
     except TargetConfigError as exc:
         raise ConfigFileError(exc.file, exc.key, exc.expected) from exc
+    enrichment = None
+    if document.get("enrichment") is not None:
+        enrichment = _model(
+            EnrichmentConfig,
+            _interpolate(document["enrichment"], environ, file, "enrichment"),
+            file,
+            "enrichment",
+        )
+        known = set(mappings.sources) if mappings is not None else set()
+        for system in enrichment.references:
+            if system not in known:
+                raise ConfigFileError(
+                    file, f"enrichment.references.{system}", "the name of a configured source"
+                )
+        for system in sorted(known - set(enrichment.references) - set(connections)):
+            # Without it a worker would join only with the rows it happened to map itself.
+            raise ConfigFileError(
+                file,
+                f"enrichment.references.{system}",
+                "a database URL (the joins read referenced rows there; "
+                "or give the source a connection)",
+            )
     return MdhConfig(
         file=file,
         mappings=mappings,
@@ -337,6 +402,7 @@ def parse_config(document: Any, file: str, environ: Mapping[str, str]) -> MdhCon
         matching=matching,
         targets=targets.names,
         target_specs=targets.specs,
+        enrichment=enrichment,
     )
 
 

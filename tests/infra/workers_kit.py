@@ -38,7 +38,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from hub.db import migrate
 from mdh.demo import GeneratorConfig, generate
-from mdh.demo.schemas import TABLES_BY_KEY
+from mdh.demo.schemas import TABLES_BY_KEY, DemoDatabases
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA_CONFIG = ROOT / "infra" / "mdh.yaml"
@@ -131,7 +131,11 @@ def _envelope(
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 
-def demo_change_stream(customers: int, seed: int = 7) -> ChangeStream:
+STREAM_SEED = 7
+"""The generator seed of `demo_change_stream` (seed the sources with it for the joins)."""
+
+
+def demo_change_stream(customers: int, seed: int = STREAM_SEED) -> ChangeStream:
     """Inserts of every demo row (customer by customer), then updates and deletes.
 
     The outcome is the same whatever the interleaving of partitions, which is all Kafka
@@ -288,13 +292,38 @@ class StreamProducer:
 # --- workers -------------------------------------------------------------------------------
 
 
+def source_environment(sources: DemoDatabases) -> dict[str, str]:
+    """The variables infra/mdh.yaml builds the source databases' URLs from (the enrichment
+    joins read referenced rows there)."""
+    environment: dict[str, str] = {}
+    for system in ("crm", "billing", "erp"):
+        url = sa.make_url(getattr(sources, system))
+        prefix = system.upper()
+        environment |= {
+            f"{prefix}_DB_USER": url.username or "",
+            f"{prefix}_DB_PASSWORD": url.password or "",
+            f"{prefix}_DB_HOST": url.host or "127.0.0.1",
+            f"{prefix}_DB_PORT": str(url.port or 5432),
+            f"{prefix}_DB_NAME": url.database or system,
+        }
+    return environment
+
+
 def worker_environment(
-    bootstrap: str, database_url: str, group: str, home: Path, *, batch_size: int
+    bootstrap: str,
+    database_url: str,
+    group: str,
+    home: Path,
+    *,
+    batch_size: int,
+    sources: DemoDatabases,
 ) -> dict[str, str]:
     """The environment of an `mdh cdc run` worker using infra/mdh.yaml; short group timeouts,
-    because a Tansu group join takes a rebalance round per member."""
+    because a Tansu group join takes a rebalance round per member. ``sources`` hold the world
+    the stream was made from (``seed_sources`` with the stream's generator config)."""
     return {
         **os.environ,
+        **source_environment(sources),
         "MDH_CONFIG_FILE": str(INFRA_CONFIG),
         "MDH_DATABASE_URL": database_url,
         "MDH_HOME": str(home),
@@ -369,7 +398,8 @@ def caught_up(engine: sa.Engine, group: str, ends: Mapping[tuple[str, int], int]
 def hub_state(engine: sa.Engine) -> dict[str, Any]:
     """Golden records by membership (golden ids depend on which transaction committed
     first, so they are replaced by the set of source keys), with attributes, status, version,
-    history kinds and outbox rows per target; dead letters and source record counts.
+    history kinds (in any order) and outbox rows per target; dead letters and source record
+    counts.
 
     Review tasks are not part of it: which record of a pair opens the task, and which tasks a
     later re-match supersedes, follow arrival order, which Kafka fixes only per partition.
@@ -413,7 +443,9 @@ def hub_state(engine: sa.Engine) -> dict[str, Any]:
     for golden_id, golden in goldens.items():
         by_members[identity(golden_id)] = {
             **golden,
-            "history": history[golden_id],
+            # as a multiset: whether a record from another partition linked before or after
+            # this partition's update is the interleaving Kafka leaves open
+            "history": sorted(history[golden_id]),
             "outbox": dict(sorted(outbox[golden_id].items())),
         }
     return {

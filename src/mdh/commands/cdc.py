@@ -36,6 +36,7 @@ from hub.db import create_engine, migrate
 from hub.services import HubServices
 from mdh.config import ConfigFileError, MdhConfig, SourceConnection, find_config_file, load_config
 from mdh.embedded_pg import EmbeddedPostgresError
+from mdh.mappers import build_mapper
 from mdh.runtime import resolve_database
 from mdh.settings import Settings
 
@@ -98,9 +99,10 @@ def _hub(settings: Settings, config: MdhConfig) -> HubServices:
 
 
 def _mapper(config: MdhConfig) -> ChangeMapper:
+    """The declarative mapping plus the config's enrichment joins (``mdh.mappers``)."""
     if config.mappings is None:
         raise _fail(f"{config.file}: sources: no source is configured", 2)
-    return ChangeMapper(config.mappings)
+    return build_mapper(config)
 
 
 def _connections(config: MdhConfig, names: list[str] | None) -> list[SourceConnection]:
