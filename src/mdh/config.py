@@ -168,6 +168,9 @@ class EnrichmentConfig(BaseModel):
 
     joins: Literal["demo"]
     references: dict[str, SecretStr] = Field(default_factory=dict)
+    max_age_seconds: float | None = Field(default=5.0, ge=0)
+    """How long a referenced row, once read or seen in a change, is trusted before it is read
+    again (a worker sees only its partitions' changes); null: until a change replaces it."""
 
 
 class KafkaConfig(BaseModel):

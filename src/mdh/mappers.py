@@ -23,4 +23,7 @@ def build_mapper(config: MdhConfig) -> ChangeMapper:
         raise ConfigFileError(config.file, "sources", "at least one configured source")
     if config.enrichment is None:
         return ChangeMapper(config.mappings)
-    return DemoChangeMapper(config.mappings, ReferenceData(config.reference_urls()))
+    references = ReferenceData(
+        config.reference_urls(), max_age_seconds=config.enrichment.max_age_seconds
+    )
+    return DemoChangeMapper(config.mappings, references)

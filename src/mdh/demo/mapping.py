@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -92,20 +93,43 @@ class ReferenceData:
     Args:
         urls: libpq URLs of the source databases, by system; a system without one has only
             the values remembered from its changes (offline mapping of a generated world).
+        max_age_seconds: how long a remembered or loaded value is trusted before the row is
+            read again; None trusts it until a change of the row replaces it, which is right
+            when this process maps every change of the referenced tables (``mdh demo``), not
+            for a scale-out worker that sees only some partitions.
+        clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(self, urls: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        max_age_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._urls = dict(urls)
+        self._max_age = max_age_seconds
+        self._clock = clock
         self._values: dict[tuple[str, str], dict[str, Any]] = {}
+        self._seen: dict[tuple[str, str], dict[str, float]] = {}
         self._loaded: set[tuple[str, str]] = set()
         self._connections: dict[str, psycopg.Connection[Any]] = {}
         self._lock = threading.Lock()
 
     def remember(self, reference: _Reference, key: str, value: Any) -> None:
-        self._values.setdefault((reference.system, reference.table), {})[key] = value
+        slot = (reference.system, reference.table)
+        self._values.setdefault(slot, {})[key] = value
+        self._seen.setdefault(slot, {})[key] = self._clock()
 
     def forget(self, reference: _Reference, key: str) -> None:
-        self._values.get((reference.system, reference.table), {}).pop(key, None)
+        slot = (reference.system, reference.table)
+        self._values.get(slot, {}).pop(key, None)
+        self._seen.get(slot, {}).pop(key, None)
+
+    def _fresh(self, slot: tuple[str, str], key: str) -> bool:
+        if self._max_age is None:
+            return True
+        seen = self._seen.get(slot, {}).get(key)
+        return seen is not None and self._clock() - seen <= self._max_age
 
     def find(
         self, reference: _Reference, key: str, convert: Callable[[dict[str, Any]], Any]
@@ -114,21 +138,29 @@ class ReferenceData:
         docstring); None when the row does not exist."""
         slot = (reference.system, reference.table)
         values = self._values.setdefault(slot, {})
-        if key in values:
+        if key in values and (reference.system not in self._urls or self._fresh(slot, key)):
             return values[key]
         if reference.system not in self._urls:  # offline: only what was remembered
             return None
         if slot not in self._loaded:
             self._loaded.add(slot)
+            loaded_at = self._clock()
+            seen = self._seen.setdefault(slot, {})
             for row in self._select(reference, None):
                 # A remembered value came from a change and is at least as new.
-                values.setdefault(str(row[reference.key]), convert(row))
-            if key in values:
+                row_key = str(row[reference.key])
+                if row_key not in values:
+                    values[row_key] = convert(row)
+                    seen[row_key] = loaded_at
+            if key in values and self._fresh(slot, key):
                 return values[key]
         rows = self._select(reference, key)
         value = convert(rows[0]) if rows else None
         if rows:
             values[key] = value
+            self._seen.setdefault(slot, {})[key] = self._clock()
+        else:
+            self.forget(reference, key)
         return value
 
     def _select(self, reference: _Reference, key: str | None) -> list[dict[str, Any]]:
