@@ -7,14 +7,14 @@ from __future__ import annotations
 from matching import MatchModel
 from mdh.demo.config import demo_config_path
 from mdh.demo.generator import GeneratorConfig
-from mdh.demo.training import check_model, with_prior_for, world_records
+from mdh.demo.training import check_model, with_demo_thresholds, with_prior_for, world_records
 
 
 def test_the_shipped_model_finds_a_small_worlds_duplicates() -> None:
     # Another seed than the model was trained on (7) and than the demo runs (42).
     records = world_records(GeneratorConfig(customers=2_000, seed=11))
     model = MatchModel.load(demo_config_path().parent / "demo_model.json")
-    check = check_model(with_prior_for(model, len(records.features)), records)
+    check = check_model(with_demo_thresholds(with_prior_for(model, len(records.features))), records)
     assert check.true_pairs > 5_000
     # Measured 0.9989 / 0.980 / 0.8% when written; the margins leave room for a retrained model.
     assert check.precision >= 0.997

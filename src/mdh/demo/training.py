@@ -11,7 +11,7 @@ another seed than the demo's, mapped exactly as capture maps it (``mdh.demo.mapp
     python -m mdh.demo.training --check --customers 5000 --seed 42   # offline precision/recall
 
 ``--check`` scores a world in batch (``matching.dedupe``, the model's prior scaled to the world as
-the demo scales it) and counts pairs like
+the demo scales it, the thresholds of ``demo.yaml`` as the demo takes them) and counts pairs like
 ``mdh.demo.evaluation``; the hub links incrementally, so its numbers differ a little, but a
 spec or threshold change shows here in seconds instead of a demo run.
 """
@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from hub.model import CanonicalParty
 from matching import MatchModel, MatchSpec, dedupe, load_spec, train
+from mdh.config import MdhConfig
 from mdh.demo.config import demo_config_path, load_demo_config
 from mdh.demo.generator import DemoWorld, GeneratorConfig, generate
 from mdh.demo.mapping import DemoChangeMapper, ReferenceData, row_envelope
@@ -77,9 +78,13 @@ def world_records(config: GeneratorConfig, spec: MatchSpec | None = None) -> Wor
     return WorldRecords(features, entities, tables)
 
 
-def _mapped_rows(world: DemoWorld) -> Iterator[tuple[tuple[str, str], dict[str, Any], str]]:
+def _demo_config() -> MdhConfig:
     placeholder = "postgresql://unused/"
-    config = load_demo_config(DemoDatabases(placeholder, placeholder, placeholder, placeholder))
+    return load_demo_config(DemoDatabases(placeholder, placeholder, placeholder, placeholder))
+
+
+def _mapped_rows(world: DemoWorld) -> Iterator[tuple[tuple[str, str], dict[str, Any], str]]:
+    config = _demo_config()
     assert config.mappings is not None
     mapper = DemoChangeMapper(config.mappings, ReferenceData({}))
     entity_of = {
@@ -135,6 +140,20 @@ def with_prior_for(model: MatchModel, records: int) -> MatchModel:
     if not isinstance(trained, int) or trained <= 0 or records <= 0:
         return model
     return dataclasses.replace(model, prior=min(0.5, model.prior * trained / records))
+
+
+def with_demo_thresholds(model: MatchModel) -> MatchModel:
+    """The model with the thresholds the demo uses: ``demo.yaml``'s ``matching:`` section
+    overrides the spec's (``MatchingSettings.build_matcher``)."""
+    matching = _demo_config().matching
+    if matching.match_probability is None and matching.review_probability is None:
+        return model
+    spec = dataclasses.replace(
+        model.spec,
+        match_probability=matching.match_probability or model.spec.match_probability,
+        review_probability=matching.review_probability or model.spec.review_probability,
+    )
+    return dataclasses.replace(model, spec=spec)
 
 
 def train_demo_model(config: GeneratorConfig, spec: MatchSpec | None = None) -> MatchModel:
@@ -252,8 +271,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"model written to {args.out}")
     if args.check:
         began = time.perf_counter()
-        # As the demo does: the prior scaled to the world that is checked.
-        check = check_model(with_prior_for(model, len(records.features)), records)
+        # As the demo does: the prior scaled to the world that is checked, demo.yaml's
+        # thresholds.
+        checked = with_demo_thresholds(with_prior_for(model, len(records.features)))
+        check = check_model(checked, records)
         print(
             f"checked in {time.perf_counter() - began:.1f}s: precision {check.precision:.4f},"
             f" recall (match + review) {check.recall:.4f}, automatic recall"
