@@ -8,10 +8,14 @@ take that kind of event) or dead (given up, ``last_error`` says why; ``retry`` r
 Per golden record, versions reach a target in order, and several relays may share a target.
 That depends on these steps:
 
-1. ``claim`` is one statement: it picks due pending rows in id order whose earlier versions
-   (same golden record, same target) are all settled, locking them ``FOR UPDATE SKIP LOCKED``
-   so a row another relay is claiming at this instant is passed over, and leases them:
-   ``next_attempt_at`` becomes the lease's end, ``claimed_by`` a fresh token, ``attempts`` + 1.
+1. ``claim`` is one transaction: it picks due pending rows whose earlier versions (same
+   golden record, same target) are all settled, those of recently changed golden records
+   first and then in id order, locking them ``FOR UPDATE SKIP LOCKED`` so a row another relay
+   is claiming at this instant is passed over (the second pick leaves out the rows of the
+   first), and leases them: ``next_attempt_at`` becomes the lease's end, ``claimed_by`` a
+   fresh token, ``attempts`` + 1. At most one version per golden record: each pick takes
+   only earliest pending versions, and a version the first pick locked keeps the next one
+   from being the earliest.
 2. A leased, backing-off or failing row is still pending, so the next version of its golden
    record is not claimable until it is delivered, skipped or dead: the probe of step 1 reads
    committed state, and the earlier row leaves the pending state only by a committed settle.
