@@ -6,15 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from cdc_testkit import (
-    FIXTURES,
     RECORDED,
-    RECORDED_OPS,
     SOURCES_YAML,
     empty_hub,
     fresh_hub_database,
     make_hub,
-    recorded_envelopes,
-    recorded_messages,
 )
 from sqlalchemy.engine import Engine
 
@@ -22,18 +18,6 @@ from cdc.mapping import ChangeMapper, SourceMappings, load_source_mappings
 from hub.db import create_engine
 from hub.services import HubServices
 from mdh.embedded_pg import EmbeddedPostgres
-
-__all__ = [
-    "FIXTURES",
-    "RECORDED",
-    "RECORDED_OPS",
-    "SOURCES_YAML",
-    "empty_hub",
-    "fresh_hub_database",
-    "make_hub",
-    "recorded_envelopes",
-    "recorded_messages",
-]
 
 
 @pytest.fixture(params=sorted(RECORDED))

@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import fresh_hub_database
 from publish_kit import COMPANY_NAMES, Changes, publish_hub
 from sqlalchemy.engine import Engine
 
 from cdc.relay import OutboxRelay, RelaySettings
-from conftest import fresh_hub_database
 from hub.db import create_engine
 from hub.services import HubServices
 from hub.services.sync import Delivery

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from cdc_testkit import fresh_hub_database
 from publish_kit import (
     COMPANY_NAMES,
     Changes,
@@ -25,7 +26,6 @@ from sqlalchemy.engine import Engine
 
 from cdc.relay import OutboxRelay, RelaySettings
 from cdc.targets import WebhookTarget, parse_targets
-from conftest import fresh_hub_database
 from hub.db import create_engine
 from mdh.embedded_pg import EmbeddedPostgres
 

@@ -14,11 +14,11 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import fresh_hub_database
 from sqlalchemy.engine import Engine
 
 from cdc.relay import OutboxRelay, RelaySettings, build_relays
 from cdc.targets import parse_targets
-from conftest import fresh_hub_database
 from hub.db import create_engine
 from hub.model import ChangeOp, SourceChange, SourceKey, SourcePosition
 from hub.rules import default_rules

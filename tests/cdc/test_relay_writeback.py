@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import fresh_hub_database
 from publish_kit import (
     ACME_BILLING,
     ACME_CRM,
@@ -38,7 +39,6 @@ from sqlalchemy.engine import Engine
 
 from cdc.relay import OutboxRelay, RelaySettings
 from cdc.targets import build_targets
-from conftest import fresh_hub_database
 from hub.db import create_engine
 from hub.model import SourceKey
 from hub.services import HubServices

@@ -11,13 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from cdc_testkit import fresh_hub_database
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from publish_kit import Changes, outbox_rows, publish_hub, relay_until_settled
 from sqlalchemy.engine import Engine
 
 from cdc.targets import KafkaTarget, parse_targets
-from conftest import fresh_hub_database
 from hub.db import create_engine
 from hub.model import SourceKey
 from mdh.embedded_pg import EmbeddedPostgres

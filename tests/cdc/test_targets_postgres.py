@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from cdc_testkit import fresh_hub_database
 from publish_kit import (
     ACME_BILLING,
     ACME_CRM,
@@ -36,7 +37,6 @@ from cdc.targets import (
     build_targets,
     parse_targets,
 )
-from conftest import fresh_hub_database
 from hub.db import create_engine
 from hub.model import SourceKey
 from hub.services import HubServices
