@@ -204,3 +204,16 @@ def test_golden_ids_are_written_back_to_the_sources(
     assert written >= 0.95 * rows
     # A row whose golden record merged since may still name the old id until the next delivery.
     assert agreeing >= 0.9 * rows
+
+
+def test_the_report_says_how_fast_live_changes_reached_the_sources(first_run: DemoRun) -> None:
+    """Issue 7's promise, in the demo's own report: live changes (not the initial load's
+    backlog) are in CRM, billing and ERP within a second or two of their source commit."""
+    sync = {t["target"]: t for t in first_run.report["sync_latency"]}
+    assert set(sync) >= {"crm", "billing", "erp"}
+    for target in ("crm", "billing", "erp"):
+        spans = sync[target]["source_to_target_ms"]
+        assert spans["count"] > 0, sync[target]
+        assert 0 <= spans["p50"] <= spans["p99"] <= spans["max"]
+        assert spans["p50"] < 2000, sync[target]
+    assert "write-back to crm:" in first_run.output

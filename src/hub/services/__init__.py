@@ -404,12 +404,17 @@ class HubServices:
         return Publishing(self.engine, self.clock, self.attempts)
 
     def sync_latency(
-        self, *, since: datetime | None = None, until: datetime | None = None
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        changed_since: datetime | None = None,
     ) -> list[TargetSyncLatency]:
         """Per target, p50/p95/p99 in ms of source commit to golden commit, golden commit to
         target acknowledgement and source commit to acknowledgement, over the outbox rows
-        first acknowledged in [``since``, ``until``)."""
-        return self.publishing().sync_latency(since=since, until=until)
+        first acknowledged in [``since``, ``until``) whose golden change committed at or after
+        ``changed_since``."""
+        return self.publishing().sync_latency(since=since, until=until, changed_since=changed_since)
 
     def open_review_tasks(self, limit: int = 100) -> list[ReviewTask]:
         """Open review tasks, highest priority first."""

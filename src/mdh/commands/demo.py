@@ -275,16 +275,31 @@ def _final_report(runner: DemoRunner) -> None:
         err.print(f"[yellow]warning:[/] quality report failed: {exc}", highlight=False)
         return
     hub_rate = runner.hub_duplicate_rate()
+    try:
+        sync = runner.sync_latency()
+    except Exception as exc:
+        err.print(f"[yellow]warning:[/] sync latency failed: {exc}", highlight=False)
+        sync = []
     path = runner.write_report(
         report,
         {
             "snapshot_seconds": runner.snapshot_seconds,
+            "sync_latency": sync,
             "hub_report_duplicate_rate": hub_rate,
             "traffic": runner.traffic_counts.__dict__,
             "customers": runner.generator.customers if runner.generator else None,
         },
     )
     console.print(_quality_table(report, hub_rate))
+    for target in sync:
+        spans = target["source_to_target_ms"]
+        if spans["count"]:
+            console.print(
+                f"write-back to {target['target']}: {spans['count']:,} live changes, source"
+                f" commit to target p50 {spans['p50']:,.0f} ms, p95 {spans['p95']:,.0f} ms,"
+                f" p99 {spans['p99']:,.0f} ms, max {spans['max']:,.0f} ms",
+                highlight=False,
+            )
     console.print(f"report: {path}", highlight=False)
     if report.worst_tables():
         console.print(

@@ -266,6 +266,8 @@ class DemoRunner:
         self._counts = _Counts()
         self._drain = _Drain()
         self._drain_lock = threading.Lock()
+        self.live_since: datetime | None = None
+        """When the snapshot was in and live traffic began (wall clock)."""
         self._phase = "starting"
 
     # --- 1. prepare ----------------------------------------------------------------------
@@ -521,6 +523,7 @@ class DemoRunner:
             self._first_poll = False
         if self._phase == "snapshot" and complete:
             self.snapshot_seconds = time.monotonic() - self.started_at
+            self.live_since = datetime.now(UTC)
             self._phase = "live"
             self._start_traffic()
             status = dataclasses.replace(
@@ -836,6 +839,23 @@ class DemoRunner:
         """The hub's golden records against the truth (``evaluation.evaluate``)."""
         assert self.databases is not None
         return evaluate(self.hub_url, self.databases.truth)
+
+    def sync_latency(self) -> list[dict[str, Any]]:
+        """Per write-back target, how long the live changes (golden changes committed after
+        the snapshot was in) took from the source commit to the target's acknowledgement,
+        and from the golden commit; the initial load's backlog is left out."""
+        assert self.hub is not None
+        if self.live_since is None:
+            return []
+        return [
+            {
+                "target": t.target,
+                "delivered": t.delivered,
+                "source_to_target_ms": dataclasses.asdict(t.source_to_target),
+                "golden_to_target_ms": dataclasses.asdict(t.golden_to_target),
+            }
+            for t in self.hub.sync_latency(changed_since=self.live_since)
+        ]
 
     def hub_duplicate_rate(self) -> float | None:
         """The overall duplicate rate of the hub's own duplicate-rate report."""
