@@ -270,6 +270,12 @@ class _Applying:
             self.counter.arrived(messages)
         return messages, self.loop.prepare(messages)
 
+    def merge(
+        self, prepared: Sequence[tuple[Sequence[RawMessage], ParsedBatch]]
+    ) -> tuple[Sequence[RawMessage], ParsedBatch]:
+        messages = [m for batch, _ in prepared for m in batch]
+        return messages, self.loop.merge([parsed for _, parsed in prepared])
+
     def apply_prepared(self, prepared: tuple[Sequence[RawMessage], ParsedBatch]) -> None:
         messages, parsed = prepared
         outcome = self.loop.apply_prepared(parsed)

@@ -220,6 +220,17 @@ class ApplyLoop:
             changes.append(change)
         return ParsedBatch(len(messages), changes, streamed, letters, ignored)
 
+    @staticmethod
+    def merge(parsed: Sequence[ParsedBatch]) -> ParsedBatch:
+        """Batches prepared one after another, as one (their changes in delivery order)."""
+        return ParsedBatch(
+            messages=sum(p.messages for p in parsed),
+            changes=[c for p in parsed for c in p.changes],
+            streamed=[t for p in parsed for t in p.streamed],
+            dead_letters=[d for p in parsed for d in p.dead_letters],
+            ignored=sum(p.ignored for p in parsed),
+        )
+
     def apply(
         self, messages: Sequence[RawMessage], position: BatchPosition | None = None
     ) -> BatchOutcome:

@@ -8,26 +8,30 @@ callback. Delivery contract, in order:
 1. the engine polls a batch (at most ``max_batch_size`` records, every ``poll_interval_ms``)
    and, on its own thread, the batch is turned into ``RawMessage``s (and, for a
    ``StagedBatchCallback``, prepared: parsed and mapped);
-2. the batch is handed to the apply thread through a hand-off of ``pipeline_depth`` slots, and
-   the engine goes on polling (and converting) the next batches meanwhile; when the hand-off
-   is full the engine waits;
-3. the apply thread calls the callback with each batch, one at a time, in delivery order; the
-   callback returns only once the batch is durably applied;
-4. only then are the batch's records marked processed (by the apply thread, which alone uses
-   the engine's committer), so their offsets may be flushed (every
+2. the batch is handed to the apply thread, where up to ``pipeline_depth`` batches may wait
+   while it is busy, and the engine goes on polling (and converting) meanwhile; when that many
+   wait, the engine waits;
+3. the apply thread takes the batches waiting, in delivery order, as many as fit together in
+   ``max_batch_size`` messages, and calls the callback once with them as one batch (a
+   ``StagedBatchCallback`` merges its prepared batches); the callback returns only once that
+   batch is durably applied;
+4. only then are the records of each of those batches marked processed (by the apply thread,
+   which alone uses the engine's committer), so their offsets may be flushed (every
    ``offset_flush_interval_ms``, into a file under the caller's state directory) and the
    slot's confirmed LSN may advance;
-5. if the callback raises, nothing of that batch or of those handed over after it is marked:
+5. if the callback raises, nothing of what it was given or of what waits behind it is marked:
    the engine is closed, the error comes back from ``wait()``, and the batches are delivered
    again after a restart.
 
 Offsets are flushed after, never before, the callback has returned, so delivery is
 at-least-once: the apply side must be idempotent (it is: positions are stored with effects).
 Batches are applied one after another in the order the engine polled them, so the changes of
-one row arrive in commit order, as without the hand-off. ``stop()`` lets the batch being
-applied finish and be marked; batches still waiting in the hand-off are dropped unmarked and
-come again after a restart. ``pipeline_depth=0`` applies each batch on the engine's thread
-instead, capture and apply taking turns.
+one row arrive in commit order, as without the hand-off; what waited while the apply thread
+was busy goes in one transaction, as one larger poll would have (the hub keeps the newest
+change per row of a batch). ``stop()`` lets the batch being applied finish and be marked;
+batches still waiting in the hand-off are dropped unmarked and come again after a restart.
+``pipeline_depth=0`` applies each batch on the engine's thread instead, capture and apply
+taking turns.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import queue
 import re
 import threading
 import time
@@ -64,16 +67,22 @@ BatchCallback = Callable[[list[RawMessage]], None]
 class StagedBatchCallback(Protocol):
     """A batch callback in two stages (``cdc.apply.ApplyLoop`` is one): ``prepare`` runs on
     the engine's thread, in delivery order, while the batch before is applied (it must not
-    touch what ``apply_prepared`` uses); ``apply_prepared`` then gets its result on the apply
-    thread, with the contract of a ``BatchCallback``."""
+    touch what ``apply_prepared`` uses); ``apply_prepared`` then gets its result (or the
+    ``merge`` of the results of the batches that waited together) on the apply thread, with
+    the contract of a ``BatchCallback``."""
 
     def prepare(self, messages: Sequence[RawMessage], /) -> Any: ...
+
+    def merge(self, prepared: Sequence[Any], /) -> Any:
+        """Prepared batches, in delivery order, as one prepared batch."""
+        ...
 
     def apply_prepared(self, prepared: Any, /) -> Any: ...
 
 
-DEFAULT_PIPELINE_DEPTH = 1
-"""Batches that may wait, converted, while the one before them is applied."""
+DEFAULT_PIPELINE_DEPTH = 4
+"""Batches that may wait, converted and prepared, while the apply thread is busy; it takes
+them together (up to ``max_batch_size`` messages) when it is done."""
 
 OFFSETS_FILE = "offsets.dat"
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -210,8 +219,8 @@ class DebeziumSource:
             ``state_dir / "logs"`` when None. The JVM is per process, so the first source
             to start decides.
         java: the Java runtime, if this source starts the JVM; ``find_java()`` when None.
-        pipeline_depth: batches that may wait in the hand-off while one is applied (the
-            engine captures meanwhile); 0 applies on the engine's thread, capture waiting.
+        pipeline_depth: batches that may wait in the hand-off while the apply thread is busy
+            (the engine captures meanwhile); 0 applies on the engine's thread, capture waiting.
     """
 
     def __init__(
@@ -230,9 +239,11 @@ class DebeziumSource:
         self.state_dir = state_dir.expanduser().absolute()
         if isinstance(on_batch, StagedBatchCallback):
             self._prepare: Callable[[list[RawMessage]], Any] = on_batch.prepare
+            self._merge: Callable[[list[Any]], Any] = on_batch.merge
             self._apply_prepared: Callable[[Any], Any] = on_batch.apply_prepared
         else:
             self._prepare = _unprepared
+            self._merge = _concatenated
             self._apply_prepared = on_batch
         self._log_dir = log_dir or self.state_dir / "logs"
         self._java = java
@@ -245,7 +256,8 @@ class DebeziumSource:
         self._stopping = False
         self._dropping = False  # handed batches are no longer applied (stop, or engine gone)
         self._pipeline_depth = pipeline_depth
-        self._handoff: queue.Queue[_Handed | None] = queue.Queue(maxsize=max(1, pipeline_depth))
+        self._waiting: list[_Handed] = []
+        self._handoff_changed = threading.Condition()
         self._applier: threading.Thread | None = None
         self.batches = 0
         self.messages = 0
@@ -296,7 +308,7 @@ class DebeziumSource:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the engine: the batch being applied finishes and is marked, batches waiting
         behind it are dropped unmarked, offsets are flushed, threads end."""
-        self._stopping = self._dropping = True
+        self._stopping = True
         deadline = time.monotonic() + timeout
         self._stop_applier(deadline)
         if self._engine is not None and not self._done.is_set():
@@ -349,8 +361,7 @@ class DebeziumSource:
         finally:
             # The engine is gone: what waits in the hand-off is dropped (it comes again); the
             # batch being applied finishes (``stop`` waits for it).
-            self._dropping = True
-            self._wake_applier()
+            self._drop_waiting()
             self._done.set()
 
     def _deliver(self, batch: list[RawMessage], acknowledge: Callable[[], None]) -> None:
@@ -367,59 +378,86 @@ class DebeziumSource:
             raise
         handed = _Handed(prepared, len(batch), acknowledge)
         if not self._pipeline_depth:
-            self._apply(handed)
-            handed.acknowledge()
+            self._apply([handed])
             return
-        while True:
+        with self._handoff_changed:
+            while len(self._waiting) >= self._pipeline_depth:
+                if self._callback_error is not None or self._dropping:
+                    break
+                self._handoff_changed.wait(0.1)
             if self._callback_error is not None:
                 raise self._callback_error
             if self._dropping:
                 return  # not applied, not marked: it comes again after a restart
-            try:
-                self._handoff.put(handed, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+            self._waiting.append(handed)
+            self._handoff_changed.notify_all()
 
-    def _apply(self, handed: _Handed) -> None:
+    def _apply(self, handed: list[_Handed]) -> None:
+        """Apply the handed batches as one (in order), then mark each processed."""
+        if len(handed) == 1:
+            prepared = handed[0].prepared
+        else:
+            prepared = self._merge([h.prepared for h in handed])
         try:
-            self._apply_prepared(handed.prepared)
+            self._apply_prepared(prepared)
         except BaseException as exc:
             self._callback_error = exc
             raise
-        self.batches += 1
-        self.messages += handed.messages
+        self.batches += len(handed)
+        self.messages += sum(h.messages for h in handed)
+        for batch in handed:
+            try:
+                batch.acknowledge()
+            except Exception as exc:
+                if not self._pipeline_depth:
+                    raise
+                # The engine stopped under the batch (its offset store is closed): the batch
+                # is applied but comes again after a restart, and is then found stale.
+                logger.warning("marking a batch of %s processed failed: %s", self.source.name, exc)
 
     def _apply_handed(self) -> None:
-        """The apply thread: each handed batch in order, marked processed once applied."""
+        """The apply thread: whatever waits in the hand-off, as one batch, in order."""
         while True:
-            handed = self._handoff.get()
-            if handed is None or self._dropping:
-                return
+            with self._handoff_changed:
+                while not self._waiting and not self._dropping:
+                    self._handoff_changed.wait()
+                if self._dropping:
+                    return
+                handed = self._take_waiting()
+                self._handoff_changed.notify_all()
             try:
                 self._apply(handed)
             except BaseException:
                 # Nothing more is applied or marked; the engine is closed from here (the
                 # engine's thread may be idle, waiting for the source), and wait() re-raises.
-                self._dropping = True
+                self._drop_waiting()
                 if not self._stopping:
                     self._close_engine(time.monotonic() + 30.0)
                 return
-            try:
-                handed.acknowledge()
-            except Exception as exc:
-                # The engine stopped under the batch (its offset store is closed): the batch
-                # is applied but comes again after a restart, and is then found stale.
-                logger.warning("marking a batch of %s processed failed: %s", self.source.name, exc)
 
-    def _wake_applier(self) -> None:
-        with contextlib.suppress(queue.Full):
-            self._handoff.put_nowait(None)  # an idle apply thread wakes; a busy one sees _dropping
+    def _take_waiting(self) -> list[_Handed]:
+        """The first waiting batch and those after it that fit with it in ``max_batch_size``
+        messages: a hub transaction stays as large as one poll at most (its locks are counted
+        in the database's shared lock table)."""
+        taken = [self._waiting[0]]
+        size = taken[0].messages
+        for handed in self._waiting[1:]:
+            if size + handed.messages > self.source.max_batch_size:
+                break
+            taken.append(handed)
+            size += handed.messages
+        del self._waiting[: len(taken)]
+        return taken
+
+    def _drop_waiting(self) -> None:
+        with self._handoff_changed:
+            self._dropping = True
+            self._handoff_changed.notify_all()
 
     def _stop_applier(self, deadline: float) -> None:
+        self._drop_waiting()
         if self._applier is None or threading.current_thread() is self._applier:
             return
-        self._wake_applier()
         self._applier.join(max(0.0, deadline - time.monotonic()))
         if self._applier.is_alive():
             logger.warning(
@@ -559,6 +597,10 @@ class _Handed:
 
 def _unprepared(batch: list[RawMessage]) -> list[RawMessage]:
     return batch
+
+
+def _concatenated(batches: list[list[RawMessage]]) -> list[RawMessage]:
+    return [message for batch in batches for message in batch]
 
 
 @dataclass(frozen=True)

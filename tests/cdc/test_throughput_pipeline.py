@@ -1,8 +1,7 @@
 """Capture overlapped with apply (``DebeziumSource`` hand-off): at-least-once and per-row order.
 
 The engine converts (and, for a staged callback, prepares) the next batches while the callback
-applies one, and marks
-a batch processed only after the callback returned. A callback that fails leaves its batch and
+applies one, and marks a batch processed only after the callback returned. A callback that fails leaves its batch and
 those handed over behind it unmarked, so a restart delivers them again; the changes of one row
 reach the callback in commit order in every run.
 
@@ -32,6 +31,7 @@ import pytest
 SYSTEM = "pipetest"
 ROWS = 120
 UPDATES = 3
+SLOW_UPDATES = 20
 
 
 def _worker_main() -> int:
@@ -74,6 +74,11 @@ def _worker_main() -> int:
                     rows.append((after["id"], after["n"], payload["source"]["lsn"]))
             return rows
 
+        def merge(
+            self, prepared: Sequence[list[tuple[int, int, int]]]
+        ) -> list[tuple[int, int, int]]:
+            return [row for rows in prepared for row in rows]
+
         def apply_prepared(self, rows: list[tuple[int, int, int]]) -> None:
             if not rows:
                 return
@@ -111,7 +116,7 @@ def _worker_main() -> int:
         emit("failed", error=f"{type(exc).__name__}: {exc}")
         return 1
     engine.stop()
-    emit("stopped")
+    emit("stopped", polls=engine.batches, applies=staged.batches)
     return 0
 
 
@@ -213,7 +218,7 @@ def test_failed_batch_and_those_behind_it_come_again_in_row_order(
     assert {batch for run, batch, _, _ in _applied(url)} == {1, 2, 3}
 
     expected = {(i, n) for i in range(1, ROWS + 1) for n in range(UPDATES + 1)}
-    second = _Worker(tmp_path, url, 2, *mode)
+    second = _Worker(tmp_path, url, 2, "--delay", "0.2", *mode)
     try:
         assert second.event(120)["event"] == "started"
         _wait_until(
@@ -221,11 +226,25 @@ def test_failed_batch_and_those_behind_it_come_again_in_row_order(
             120,
             "every change applied",
         )
+        # Single-row commits while each batch takes 0.2 s to apply: the polls that waited
+        # meanwhile go in together.
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i in range(1, SLOW_UPDATES + 1):
+                conn.execute("UPDATE item SET n = n + 1 WHERE id = %s::integer", (i,))
+                time.sleep(0.02)
+        expected |= {(i, UPDATES + 1) for i in range(1, SLOW_UPDATES + 1)}
+        _wait_until(
+            lambda: {(i, n) for _, _, i, n in _applied(url)} >= expected,
+            60,
+            "the single-row commits applied",
+        )
         second.process.send_signal(signal.SIGTERM)
-        assert second.event(60)["event"] == "stopped"
+        stopped = second.event(60)
+        assert stopped["event"] == "stopped"
         assert second.process.wait(30) == 0
     finally:
         second.close()
+    assert stopped["polls"] > stopped["applies"], stopped
 
     applied = _applied(url)
     # At least once: every change of every row, those of the failed batch included.
