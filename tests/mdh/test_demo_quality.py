@@ -4,6 +4,8 @@ demo its matching quality fails here in seconds, before a demo run shows it."""
 
 from __future__ import annotations
 
+import pytest
+
 from matching import MatchModel
 from mdh.demo.config import demo_config_path
 from mdh.demo.generator import GeneratorConfig
@@ -20,3 +22,16 @@ def test_the_shipped_model_finds_a_small_worlds_duplicates() -> None:
     assert check.precision >= 0.997
     assert check.recall >= 0.97
     assert check.review_tasks <= 0.02 * check.records
+
+
+def test_a_larger_store_makes_a_match_and_a_shared_identifier_rarer_alike() -> None:
+    model = MatchModel.load(demo_config_path().parent / "demo_model.json")
+    trained = model.training["records"]
+    scaled = with_prior_for(model, trained * 10)
+    assert scaled.prior == pytest.approx(model.prior / 10)
+    names = [c.name for c in model.spec.comparisons]
+    tax, name = names.index("tax_id"), names.index("name")
+    assert scaled.parameters[tax].u[0] == pytest.approx(model.parameters[tax].u[0] / 10)
+    assert scaled.parameters[name] == model.parameters[name]  # namesakes do not get rarer
+    for params in scaled.parameters:
+        assert sum(params.u) == pytest.approx(1.0)
