@@ -183,7 +183,12 @@ def _as_array_literal(value: Any) -> Any:
     if all(type(item) is int for item in value):
         return "{" + ",".join(map(str, value)) + "}"
     if all(type(item) is str for item in value):
-        return "{" + ",".join(['"' + item.translate(_ARRAY_ESCAPES) + '"' for item in value]) + "}"
+        joined = '","'.join(value)
+        # The separators hold all the quotes unless an item has one (or a backslash): only
+        # then are the items escaped one by one.
+        if "\\" in joined or joined.count('"') != 2 * (len(value) - 1):
+            joined = '","'.join([item.translate(_ARRAY_ESCAPES) for item in value])
+        return '{"' + joined + '"}'
     return value
 
 
