@@ -151,10 +151,22 @@ class EmbeddedPostgres:
             return current
         if not self.initialised:
             self._init()
+        chosen_now = not self._port_file.exists() and self._requested_port is None
         self._ensure_port()
         socket_dir = self._socket_dir()
         if current.state == "crashed":
             self._remove_stale_lock_files(socket_dir)
+        try:
+            return self._start(socket_dir, timeout)
+        except EmbeddedPostgresError as exc:
+            # A port found free a moment ago can be taken before the server binds it (two
+            # first starts at once): a port this start chose itself is chosen again, once.
+            if not (chosen_now and "could not bind" in (exc.log_tail or "")):
+                raise
+            self._port_file.write_text(str(_free_port(0)))
+            return self._start(socket_dir, timeout)
+
+    def _start(self, socket_dir: Path, timeout: float) -> ServerStatus:
         options = f"-h 127.0.0.1 -p {self.port} -k {socket_dir}"
         try:
             self._run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -54,3 +55,42 @@ def test_wrong_password_is_refused_over_tcp(pg_server: EmbeddedPostgres) -> None
     url = f"postgresql://postgres:wrong@127.0.0.1:{pg_server.port}/postgres"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=5)
+
+
+def test_a_first_start_whose_port_is_taken_meanwhile_chooses_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first starts at once can both find the default port free; the loser of the race
+    takes another port instead of failing (a CI run once failed so)."""
+    import mdh.embedded_pg as embedded_pg
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = int(taken.getsockname()[1])
+        choose = embedded_pg._free_port
+        calls: list[int] = []
+
+        def racing(preferred: int) -> int:  # the first choice is lost to another process
+            calls.append(preferred)
+            return busy if len(calls) == 1 else choose(preferred)
+
+        monkeypatch.setattr(embedded_pg, "_free_port", racing)
+        server = EmbeddedPostgres(tmp_path / "pg")
+        try:
+            status = server.start()
+            assert status.running
+            assert len(calls) == 2
+            assert server.port != busy
+            with psycopg.connect(server.url("postgres", driver="postgresql")) as conn:
+                assert conn.info.port == server.port
+        finally:
+            server.stop()
+
+    # a port the user asked for is never swapped behind their back
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        asked = EmbeddedPostgres(tmp_path / "pg2", port=int(taken.getsockname()[1]))
+        with pytest.raises(embedded_pg.EmbeddedPostgresError, match="could not bind"):
+            asked.start(timeout=20)
