@@ -74,7 +74,7 @@ from cdc.errors import CdcError, PoisonMessageError
 from cdc.mapping import ChangeMapper
 from cdc.metrics import CaptureMetrics
 from cdc.raw import RawMessage
-from hub.errors import ConcurrentUpdateError, StoreUnavailableError
+from hub.errors import ConcurrentUpdateError, StoreUnavailableError, TransactionTooLargeError
 from hub.model import BatchPosition, SourceChange
 from hub.records import ApplyResult, DeadLetter
 from hub.services import HubServices
@@ -257,7 +257,49 @@ class ApplyLoop:
             self._record(messages, [], [], 0, ignored)
             return BatchOutcome(messages, 0, 0, ignored, 0, None)
 
-        # 4. one transaction; 5. transient failures retried, nothing acknowledged meanwhile
+        # 4. one transaction (split when too large for the lock table); 5. transient failures
+        # retried, nothing acknowledged meanwhile
+        result, attempts = self._apply_split(changes, position, letters)
+
+        # 7. metrics of the committed batch
+        self._record(messages, changes, streamed, len(letters), ignored)
+        return BatchOutcome(messages, len(changes), len(letters), ignored, attempts, result)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _apply_split(
+        self,
+        changes: Sequence[SourceChange],
+        position: BatchPosition | None,
+        letters: Sequence[DeadLetter],
+    ) -> tuple[ApplyResult, int]:
+        """Apply as one transaction; a batch whose locks overflow the server's lock table is
+        applied in two halves, recursively. Only the last part carries the batch position and
+        the dead letters, so a crash between parts redelivers the whole batch, whose applied
+        part is then ignored row by row (not newer)."""
+        try:
+            return self._apply_retrying(changes, position, letters)
+        except TransactionTooLargeError as exc:
+            if len(changes) < 2:
+                raise
+            half = len(changes) // 2
+            logger.warning(
+                "%s: batch of %d changes too large for one transaction (%s); applying it in"
+                " two parts",
+                self.label,
+                len(changes),
+                exc.detail,
+            )
+            first, tried = self._apply_split(changes[:half], None, ())
+            last, more = self._apply_split(changes[half:], position, letters)
+            return _combined(first, last), tried + more
+
+    def _apply_retrying(
+        self,
+        changes: Sequence[SourceChange],
+        position: BatchPosition | None,
+        letters: Sequence[DeadLetter],
+    ) -> tuple[ApplyResult, int]:
         attempts = 0
         while True:
             attempts += 1
@@ -269,9 +311,9 @@ class ApplyLoop:
                     raise
                 pause = self.retry.delay(attempts, self._rng)
                 logger.warning(
-                    "%s: batch of %d messages not applied (attempt %d: %s); retrying in %.1fs",
+                    "%s: batch of %d changes not applied (attempt %d: %s); retrying in %.1fs",
                     self.label,
-                    messages,
+                    len(changes),
                     attempts,
                     exc,
                     pause,
@@ -280,12 +322,7 @@ class ApplyLoop:
                     raise ApplyInterruptedError(self.label, attempts) from exc
         if attempts > 1:
             logger.info("%s: batch applied after %d attempts", self.label, attempts)
-
-        # 7. metrics of the committed batch
-        self._record(messages, changes, streamed, len(letters), ignored)
-        return BatchOutcome(messages, len(changes), len(letters), ignored, attempts, result)
-
-    # --- helpers -------------------------------------------------------------------------
+        return result, attempts
 
     def _at_snapshot_start(self, source: str, marker: str, change: SourceChange) -> SourceChange:
         committed_at = change.position.committed_at
@@ -350,3 +387,18 @@ class ApplyLoop:
             commit_times=[c.position.committed_at for c in changes],
             streamed_commit_times=streamed,
         )
+
+
+def _combined(first: ApplyResult, last: ApplyResult) -> ApplyResult:
+    """The result of a batch applied in two parts."""
+    return ApplyResult(
+        batch_skipped=last.batch_skipped,
+        applied=first.applied + last.applied,
+        stale=first.stale + last.stale,
+        invalid=first.invalid + last.invalid,
+        deleted=first.deleted + last.deleted,
+        goldens_created=first.goldens_created + last.goldens_created,
+        goldens_changed=first.goldens_changed + last.goldens_changed,
+        review_tasks_opened=first.review_tasks_opened + last.review_tasks_opened,
+        dead_letters=first.dead_letters + last.dead_letters,
+    )

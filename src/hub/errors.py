@@ -101,6 +101,17 @@ class StoreUnavailableError(HubError):
         super().__init__(f"hub database unavailable: {detail}")
 
 
+class TransactionTooLargeError(HubError):
+    """The transaction needed more locks than the server's lock table holds (PostgreSQL's
+    ``max_locks_per_transaction`` times its connections); not transient: the same batch fails
+    again, a smaller one succeeds."""
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        self.detail = detail
+        super().__init__(f"{operation}: transaction too large for the lock table: {detail}")
+
+
 class ConcurrentUpdateError(HubError):
     """A deadlock or serialization failure outlived the service's own retries; transient."""
 

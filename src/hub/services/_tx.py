@@ -15,12 +15,18 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from hub.errors import ConcurrentUpdateError, SchemaNotReadyError, StoreUnavailableError
+from hub.errors import (
+    ConcurrentUpdateError,
+    SchemaNotReadyError,
+    StoreUnavailableError,
+    TransactionTooLargeError,
+)
 
 T = TypeVar("T")
 
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 _SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})  # undefined table, undefined column
+_OUT_OF_MEMORY = "53200"  # "out of shared memory": the lock table is full
 
 
 def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
@@ -42,6 +48,7 @@ def run_in_transaction(
         ConcurrentUpdateError: still deadlocking after ``attempts`` tries.
         StoreUnavailableError: the database could not be reached.
         SchemaNotReadyError: the hub tables are missing (migrations not run).
+        TransactionTooLargeError: the transaction's locks overflowed the server's lock table.
 
     The session does not autoflush: services keep their working state in memory and flush
     where the order of writes matters (a flush per query would write row by row).
@@ -70,6 +77,10 @@ def run_in_transaction(
                 continue
             if state in _SCHEMA_SQLSTATES:
                 raise SchemaNotReadyError(str(exc.orig).splitlines()[0]) from exc
+            if state == _OUT_OF_MEMORY:
+                hint = getattr(getattr(exc.orig, "diag", None), "message_hint", None)
+                detail = str(exc.orig).splitlines()[0] + (f" ({hint})" if hint else "")
+                raise TransactionTooLargeError(operation, detail) from exc
             if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError):
                 raise StoreUnavailableError(str(exc.orig).splitlines()[0]) from exc
             raise
