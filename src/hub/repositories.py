@@ -984,7 +984,11 @@ def mark_outbox_delivered(session: Session, outbox_ids: Sequence[int], at: datet
     result = session.execute(
         sa.update(OutboxRow)
         .where(any_of(col(OutboxRow.id), outbox_ids), col(OutboxRow.delivered_at).is_(None))
-        .values(delivered_at=at, last_error=None)
+        .values(
+            delivered_at=at,
+            acknowledged_at=sa.func.coalesce(col(OutboxRow.acknowledged_at), at),
+            last_error=None,
+        )
         .returning(col(OutboxRow.id))
     )
     return len(result.all())

@@ -80,6 +80,10 @@ def test_outbox_messages_are_claimed_delivered_and_retried(engine: Engine) -> No
 
     assert hub.mark_outbox_delivered([claimed[0].id]) == 1
     assert hub.mark_outbox_delivered([claimed[0].id]) == 0
+    # a delivery marked so counts in the sync-latency KPI like a relay's acknowledgement
+    [crm] = [t for t in hub.sync_latency() if t.target == "crm"]
+    assert crm.delivered == 1
+    assert crm.golden_to_target.count == 1
     hub.mark_outbox_failed(claimed[1].id, "HTTP 503", retry_at=utc_now() - timedelta(seconds=1))
     [retry] = hub.claim_outbox("crm")
     assert retry.id == claimed[1].id
