@@ -313,6 +313,29 @@ class GoldenWork:
         touched.row.merged_into = into
         self._dirty.add(golden_id)
 
+    def merge_into(self, merged_id: int, into: int) -> list[int]:
+        """Merge golden ``merged_id`` into ``into`` as the matcher does (both locked, active).
+
+        Its source records move over keeping their link decisions (score, explanation, who
+        decided, matcher version: the evidence each was linked on), its pins move over where
+        ``into`` has none, and it becomes ``merged`` with ``merged_into``. The history notes
+        (why, on what evidence) are the caller's. Returns the moved source record ids.
+        """
+        moving = sorted(self._touched[merged_id].members)
+        for record_id in moving:
+            record = self.records[record_id]
+            record.golden_id = into
+            record.link_decided_at = self.now
+        self._touched[merged_id].members.clear()
+        self._touched[into].members.update(moving)
+        pins = self.pins(merged_id)
+        pins.update(self.pins(into))
+        self.set_pins(into, pins)
+        self.set_pins(merged_id, {})
+        self.mark_merged(merged_id, into)
+        self._dirty.update((merged_id, into))
+        return moving
+
     def reactivate(self, golden_id: int) -> None:
         touched = self._touched[golden_id]
         touched.row.status = GoldenStatus.ACTIVE.value

@@ -24,7 +24,9 @@ delivery and concurrent workers depends on the order of these steps:
 5. For each change, in (source commit position, key) order: keep invalid ones with their
    errors, unlinked; link valid ones (steward decisions and constraints first, then the best
    automatic match, else a new golden record) and open review tasks for the pairs in the
-   review band.
+   review band. A record that matches several golden records automatically bridges them:
+   they are merged (``_bridge``; all are locked, step 4) unless a steward kept them apart or
+   two of their members conflict, in which case the pair is reviewed instead.
 6. Write the golden records and source records (survivorship recomputed for every golden
    record touched; version, outbox rows and lineage only where something visible changed, see
    ``_golden_work``), then rewrite the blocking keys of the records that changed (a record
@@ -65,6 +67,7 @@ from hub.model import (
     SourceKey,
     SourcePosition,
 )
+from hub.planning import GoldenSummary, plan_merge
 from hub.records import ApplyResult, DeadLetter
 from hub.services._golden_work import GoldenWork, record_position
 from hub.states import SourceRecordState, to_json
@@ -195,6 +198,8 @@ class BatchApply:
         self.review_rows: list[dict[str, Any]] = []
         self.superseded: list[int] = []
         self.open_pairs: set[tuple[int, int]] = set()
+        self.merged_into: dict[int, int] = {}
+        """Golden records merged by a bridging source record (``_bridge``), and into which."""
         self.changed_records: dict[int, SourceRecordState] = {}
         self.record_keys: dict[int, tuple[str, ...]] = {}
         self.unchanged_links: set[int] = set()
@@ -319,6 +324,7 @@ class BatchApply:
             )
             # Tasks computed from a record's old image are withdrawn before new ones open.
             repo.supersede_open_tasks(batch, self.superseded)
+            _queue_supersede_merged_pairs(batch, self._final_merges())
             opened = repo.queue_review_tasks(batch, self.review_rows) if self.review_rows else None
             if position is not None:
                 repo.record_applied_position(
@@ -584,18 +590,119 @@ class BatchApply:
             self.work.link(row, target, decided_by=DecidedBy.STEWARD)
         elif chosen is not None:
             self._relink(row, chosen)
+            for other in automatic:
+                if other is not chosen:
+                    self._bridge(row, chosen, other)
         else:
             self.work.note_changed(target)
 
+        # An automatic match left apart (a bridge that was not safe to merge) is reviewed
+        # like a doubtful one, never dropped silently.
         reviews = [
             s
             for s in scored
             if s.golden_id != row.golden_id
             and s.golden_id not in blocked
-            and (s.best.decision == "review" or (s.best.decision == "match" and s.hard_conflict))
+            and self.work.status(s.golden_id) is GoldenStatus.ACTIVE
+            and s.best.decision in ("review", "match")
         ]
         for s in reviews[:REVIEW_CANDIDATES_PER_RECORD]:
             self._open_review(row, s)
+
+    def _bridge(self, row: SourceRecordState, chosen: _Scored, other: _Scored) -> None:
+        """``row``, just linked on ``chosen``, also matches ``other`` automatically: it bridges
+        the two golden records, so merge them (``plan_merge`` picks the survivor) when that is
+        safe (``_bridge_blocker``); otherwise leave them apart for ``_match`` to review."""
+        assert row.golden_id is not None
+        here, there = row.golden_id, other.golden_id
+        if here == there or self._bridge_blocker(here, there) is not None:
+            return
+        plan = plan_merge(self._summary(here), self._summary(there))
+        survivor, merged = plan.survivor_id, plan.merged_id
+        moved = self.work.merge_into(merged, survivor)
+        scores = {
+            str(s.golden_id): {"source_record_id": s.best_record_id, "score": s.best.probability}
+            for s in (chosen, other)
+        }
+        reason = (
+            f"source record {row.id} matches both golden records automatically"
+            f" (scores {chosen.best.probability:.4f} and {other.best.probability:.4f})"
+        )
+        self.work.note(
+            survivor,
+            HistoryEventKind.MERGED,
+            merged_from=merged,
+            bridging_source_record_id=row.id,
+            bridge_scores=scores,
+            moved_source_record_ids=moved,
+            reason=reason,
+        )
+        self.work.note(
+            merged, HistoryEventKind.MERGED, bridging_source_record_id=row.id, reason=reason
+        )
+        self.merged_into[merged] = survivor
+        # Tasks of this batch about the merged record now name the survivor; a pair that is
+        # now one golden record needs no review.
+        self.review_rows = [
+            review
+            for review in (_renamed(review, merged, survivor) for review in self.review_rows)
+            if review["golden_id"] != review["candidate_golden_id"]
+        ]
+        self.open_pairs = {
+            (record_id, survivor if golden_id == merged else golden_id)
+            for record_id, golden_id in self.open_pairs
+        }
+
+    def _final_merges(self) -> dict[int, int]:
+        """Each golden record merged by this batch and the (real) id it resolves to now."""
+        final: dict[int, int] = {}
+        for merged in self.merged_into:
+            survivor = self.merged_into[merged]
+            while survivor in self.merged_into:
+                survivor = self.merged_into[survivor]
+            final[self.work.resolve(merged)] = self.work.resolve(survivor)
+        return final
+
+    def _bridge_blocker(self, left: int, right: int) -> str | None:
+        """Why two golden records must not be merged by the machine (None: safe): one of
+        them is not locked by this batch or not active; a steward decided a link of either
+        (an unmerge, a link or a merge: the machine does not override it); a cannot-link
+        constraint joins a member of one to a member of the other; or a pair of members,
+        one from each, has a hard conflict (e.g. different tax ids or dates of birth)."""
+        for golden_id in (left, right):
+            if not self.work.is_locked(golden_id):
+                return f"golden record {golden_id} is not locked by this batch"
+            if self.work.status(golden_id) is not GoldenStatus.ACTIVE:
+                return f"golden record {golden_id} is not active"
+        members = {golden_id: self.work.members(golden_id) for golden_id in (left, right)}
+        records = [self.work.records[i] for ids in members.values() for i in sorted(ids)]
+        if any(r.link_decided_by == DecidedBy.STEWARD.value for r in records):
+            return "a steward decided a link of one of them"
+        # Constraints are only written by steward actions, which lock the golden records of
+        # both records first: what is read here holds until this batch commits.
+        both = members[left] | members[right]
+        for constraint in repo.constraints_involving(self.session, both):
+            pair = {constraint.left_source_record_id, constraint.right_source_record_id}
+            if constraint.kind == "cannot_link" and pair & members[left] and pair & members[right]:
+                return "a steward kept members of them apart (cannot-link)"
+        for a in sorted(members[left]):
+            for b in sorted(members[right]):
+                if self._pair_score(self.work.records[a], self.work.records[b]).hard_conflict:
+                    return f"source records {a} and {b} have a hard conflict"
+        return None
+
+    def _pair_score(self, left: SourceRecordState, right: SourceRecordState) -> MatchScore:
+        if self.preparing is None:
+            return self.matcher.score(left.features, right.features)
+        return self.preparing.score_prepared(self._prepared(left), self._prepared(right))
+
+    def _summary(self, golden_id: int) -> GoldenSummary:
+        return GoldenSummary(
+            golden_id=golden_id,
+            created_at=self.work.golden(golden_id).created_at,
+            source_record_ids=self.work.members(golden_id),
+            status=self.work.status(golden_id),
+        )
 
     def _relink(self, row: SourceRecordState, chosen: _Scored) -> None:
         previous = row.golden_id
@@ -710,6 +817,35 @@ class BatchApply:
             return
         self.open_pairs -= stale_pairs
         self.superseded.append(record_id)
+
+
+def _renamed(review: dict[str, Any], merged: int, survivor: int) -> dict[str, Any]:
+    for name in ("golden_id", "candidate_golden_id"):
+        if review[name] == merged:
+            review[name] = survivor
+    return review
+
+
+def _queue_supersede_merged_pairs(batch: repo.SqlBatch, merges: dict[int, int]) -> None:
+    """Open or deferred source-vs-golden tasks that a bridging merge answered (the source
+    record and the candidate are now the same golden record) become superseded. Queued after
+    the source records are written."""
+    if not merges:
+        return
+    losers = sorted(merges)
+    batch.execute(
+        "UPDATE review_tasks t SET status = 'superseded' FROM source_records s"
+        " WHERE s.id = t.source_record_id AND t.status IN ('open', 'deferred')"
+        " AND s.golden_id = ANY(CAST(%(survivors)s AS bigint[]))"
+        " AND (t.candidate_golden_id = s.golden_id OR EXISTS (SELECT 1 FROM"
+        " unnest(CAST(%(losers)s AS bigint[]), CAST(%(into)s AS bigint[])) AS m(loser, into_id)"
+        " WHERE m.loser = t.candidate_golden_id AND m.into_id = s.golden_id))",
+        {
+            "survivors": sorted(set(merges.values())),
+            "losers": losers,
+            "into": [merges[loser] for loser in losers],
+        },
+    )
 
 
 @contextmanager
