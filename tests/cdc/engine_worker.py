@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -37,6 +38,10 @@ def _emit_line(line: bytes) -> None:
         sys.stdout.buffer.flush()
 
 
+PYTHON_LOG = "python-log: "
+"""The prefix of every line the worker's Python logging writes to stderr."""
+
+
 def _emit_event(event: str, **data: Any) -> None:
     _emit_line(json.dumps({"event": event, **data}).encode() + b"\n")
 
@@ -54,6 +59,9 @@ def main() -> int:
     parser.add_argument("--log-dir", type=Path)
     parser.add_argument("--bundled-java", action="store_true")
     args = parser.parse_args()
+    # Debezium's WARN and above reach Python's logging (cdc.java); mark them, so the test can
+    # tell them from anything log4j might print on the console itself.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format=PYTHON_LOG + "%(message)s")
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -200,8 +200,11 @@ def test_snapshot_then_streaming_then_clean_stop_and_reset(
         f" {started['origin']}), snapshot of 3 rows by {snapshot_seconds:.1f}s,"
         f" 3 streamed changes in {stream_seconds * 1000:.0f} ms, stop {stop_seconds:.1f}s"
     )
-    # Quiet: nothing from log4j on the console, nothing written to the working directory.
-    assert (tmp_path / "worker.err").read_text() == ""
+    # Quiet: nothing from log4j on the console (a Debezium warning forwarded to Python's
+    # logging, such as an LSN flush interrupted by the stop, may be there, marked as such),
+    # nothing written to the working directory.
+    console = (tmp_path / "worker.err").read_text().splitlines()
+    assert all(line.startswith("python-log: [io.debezium") for line in console), console
     assert list(cwd.iterdir()) == []
     assert (state / "logs" / "debezium.log").stat().st_size > 0
     assert (state / "offsets.dat").exists()
