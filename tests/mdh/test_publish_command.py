@@ -211,6 +211,22 @@ def test_run_status_retry_replay(
     assert "revived 1 dead deliveries" in retried.stdout
     _run_until(env, lambda: "2:2:hooks" in receiver.keys)
 
+    # dead again, then given up for good: off the dead list, never sent, not a delivery
+    receiver.refuse = {2}
+    hub.apply_changes([_change("2", "Brightwater Optics GmbH", 4)])
+    _run_until(env, lambda: hub.publishing().status()[0].dead == 1)
+    refused = _mdh(env, "discard", "--reason", "obsolete", "--yes")
+    assert refused.returncode == 2, refused.stdout
+    assert "--target" in refused.stderr
+    discarded = _mdh(env, "discard", "--target", "hooks", "--reason", "customer closed", "--yes")
+    assert discarded.returncode == 0, discarded.stderr
+    assert "discarded 1 dead deliveries" in discarded.stdout
+    [hooks_status] = hub.publishing().status()
+    assert (hooks_status.dead, hooks_status.pending) == (0, 0)
+    assert hub.publishing().dead() == []
+    assert "2:3:hooks" not in receiver.keys
+    receiver.refuse = set()
+
     replayed = _mdh(env, "replay", "--target", "hooks", "--golden", "1", "--yes")
     assert replayed.returncode == 0, replayed.stderr
     assert "1 deliveries to hooks queued again" in replayed.stdout

@@ -489,6 +489,28 @@ class Publishing:
 
         return self._write("retry dead deliveries", work)
 
+    def discard_dead(
+        self, *, reason: str, target: str | None = None, ids: Sequence[int] = ()
+    ) -> int:
+        """Give up on dead rows for good (all of ``target``'s, or the ones named): they are
+        settled as skipped (nothing was sent, so they count as no delivery in the KPI), their
+        last error kept behind ``reason``. Returns how many."""
+        statement = sa.text(
+            "UPDATE outbox o SET dead_at = NULL, skipped = true, delivered_at = :now,"
+            " claimed_by = NULL,"
+            " last_error = 'discarded: ' || :reason || coalesce(' (last error: '"
+            " || o.last_error || ')', '')"
+            " WHERE o.dead_at IS NOT NULL"
+            " AND (CAST(:target AS text) IS NULL OR o.target = :target)"
+            " AND (cardinality(:ids) = 0 OR o.id = ANY(:ids))"
+        ).bindparams(_ids(ids))
+
+        def work(session: Session) -> int:
+            params = {"target": target, "reason": reason, "now": self.clock()}
+            return _count(session.execute(statement, params))
+
+        return self._write("discard dead deliveries", work)
+
     def replay(
         self,
         target: str,

@@ -288,6 +288,35 @@ def retry(
 
 
 @app.command()
+def discard(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why they are given up (kept with each row).")
+    ],
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Only this target.")] = None,
+    ids: Annotated[
+        list[int] | None, typer.Option("--id", help="Only these outbox rows (repeatable).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+) -> None:
+    """Give up on dead deliveries for good: they leave the dead list, are never sent, and
+    count as no delivery in the sync-latency KPI (``mdh publish status --dead`` first)."""
+    if not reason.strip():
+        raise _fail("--reason: say why the deliveries are given up", 2)
+    if not (target or ids):
+        raise _fail("name a --target or an --id (every target's dead rows at once: refused)", 2)
+    _, hub = _setup([target] if target else None)
+    scope = f"rows {', '.join(map(str, ids))}" if ids else f"every dead delivery to {target}"
+    if not yes and not typer.confirm(f"Discard {scope} for good?"):
+        hub.engine.dispose()
+        raise typer.Exit(1)
+    try:
+        count = hub.publishing().discard_dead(reason=reason.strip(), target=target, ids=ids or ())
+    finally:
+        hub.engine.dispose()
+    console.print(f"discarded {count} dead deliveries", highlight=False)
+
+
+@app.command()
 def replay(
     target: Annotated[str, typer.Option("--target", "-t", help="The target to send to again.")],
     golden: Annotated[
