@@ -29,6 +29,7 @@ from pathlib import Path
 
 # The change stream, the broker and the worker processes are the test kit's (tests/infra is not
 # a package, so it goes on the path).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "infra"))
 
 from workers_kit import (
@@ -40,7 +41,6 @@ from workers_kit import (
     create_topics,
     demo_change_stream,
     fresh_database,
-    tansu_broker,
     worker_environment,
 )
 
@@ -48,6 +48,7 @@ from hub.db import create_engine
 from mdh.demo import GeneratorConfig, seed_sources
 from mdh.demo.schemas import DemoDatabases
 from mdh.embedded_pg import EmbeddedPostgres
+from netkit import tansu_broker
 
 _ASSIGNED = re.compile(r" (assigned|revoked) (.*)$")
 _TICK = os.sysconf("SC_CLK_TCK")

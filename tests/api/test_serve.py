@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,14 +25,9 @@ from hub.records import DeadLetter
 from hub.services import HubServices
 from hub.services.keys import ApiRole, AuditContext
 from mdh.commands.serve import DeadLetterReplayer
+from netkit import free_port
 
 CDC_FIXTURES = Path(__file__).parents[1] / "cdc" / "fixtures"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_mdh_serve(hub: HubServices, api_db_url: str, tmp_path: Path) -> None:
@@ -63,7 +57,7 @@ def test_mdh_serve(hub: HubServices, api_db_url: str, tmp_path: Path) -> None:
             }
         )
     )
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mdh", "serve", "--port", str(port)],
         env=env,

