@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType
 
 from mdh.embedded_pg import EmbeddedPostgres
 from mdh.settings import Settings
@@ -45,3 +52,29 @@ def _sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def setup_logging(settings: Settings) -> None:
+    """Log records to stderr at the configured level (the commands that run services)."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, logger: logging.Logger, then: str) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set ``stop`` (and log ``stopping after <then>``) instead
+    of interrupting: the work in flight finishes, then the caller stops."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        logger.info("signal %d: stopping after %s", signum, then)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -11,14 +11,11 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -37,7 +34,7 @@ from hub.services import HubServices
 from mdh.config import ConfigFileError, MdhConfig, SourceConnection, find_config_file, load_config
 from mdh.embedded_pg import EmbeddedPostgresError
 from mdh.mappers import build_mapper
-from mdh.runtime import resolve_database
+from mdh.runtime import resolve_database, setup_logging, stop_on_signals
 from mdh.settings import Settings
 
 app = typer.Typer(help="Change data capture: Debezium (embedded or via Kafka) into the hub.")
@@ -72,14 +69,6 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def cdc_dir(settings: Settings) -> Path:
     return settings.home.expanduser().absolute() / "cdc"
-
-
-def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def _hub(settings: Settings, config: MdhConfig) -> HubServices:
@@ -119,22 +108,6 @@ def _connections(config: MdhConfig, names: list[str] | None) -> list[SourceConne
     return [config.connections[n] for n in wanted]
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop``: the batch in flight finishes, then everything stops."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping after the batch in flight", signum)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
@@ -166,7 +139,7 @@ def run(
 ) -> None:
     """Capture changes and apply them to the hub until Ctrl-C or SIGTERM."""
     settings = _settings()
-    _setup_logging(settings)
+    setup_logging(settings)
     config = _config(settings)
     _mapper(config)  # fail early (exit 2) when no source is configured
     transport = config.capture.transport
@@ -178,7 +151,7 @@ def run(
     state.mkdir(parents=True, exist_ok=True)
     (state / PID_FILE).write_text(str(os.getpid()))
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop, logger, "the batch in flight"):
             if transport == "kafka":
                 code = _run_kafka(settings, config, hub, metrics, stop)
             else:
@@ -303,7 +276,7 @@ def replay(
 ) -> None:
     """Apply the Debezium messages of a JSONL file through the same apply loop as `run`."""
     settings = _settings()
-    _setup_logging(settings)
+    setup_logging(settings)
     config = _config(settings)
     if not file.is_file():
         raise _fail(f"{file}: expected a readable JSONL file", 2)
@@ -321,7 +294,7 @@ def replay(
     totals |= {"deleted": 0, "dead_letters": 0, "ignored": 0}
     began = time.monotonic()
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop, logger, "the batch in flight"):
             for batch in read_replay(file, batch_size):
                 if stop.is_set():
                     break
@@ -368,7 +341,7 @@ def reset(
     golden records do not change for rows that did not change).
     """
     settings = _settings()
-    _setup_logging(settings)
+    setup_logging(settings)
     config = _config(settings)
     connections = _connections(config, source)
     names = ", ".join(c.name for c in connections)

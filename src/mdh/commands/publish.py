@@ -10,17 +10,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import signal
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +29,7 @@ from hub.services import HubServices
 from hub.services.sync import Percentiles
 from mdh.commands.serve import build_hub, load_mdh_config
 from mdh.config import MdhConfig
+from mdh.runtime import setup_logging, stop_on_signals
 from mdh.settings import Settings
 
 app = typer.Typer(help="Publish golden records to CRM, billing, ERP, webhooks and Kafka.")
@@ -48,11 +45,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _setup(targets: list[str] | None) -> tuple[MdhConfig, HubServices]:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(settings)
     config = load_mdh_config(settings)
     unknown = [t for t in targets or () if t not in config.targets]
     if unknown:
@@ -62,22 +55,6 @@ def _setup(targets: list[str] | None) -> tuple[MdhConfig, HubServices]:
             2,
         )
     return config, build_hub(settings, config, pool_size=4)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop``: deliveries in flight finish, then the relay stops."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        logger.info("signal %d: stopping after the deliveries in flight", signum)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 @app.command()
@@ -138,7 +115,7 @@ def run(
     logger.info("publishing to %s (%d workers each)", ", ".join(specs), workers)
     failure: RelayFailedError | None = None
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop, logger, "the deliveries in flight"):
             for relay in relays:
                 relay.start()
             for relay in relays:

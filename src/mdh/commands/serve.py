@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -30,7 +29,7 @@ from hub.services import HubServices
 from hub.services.queue import DeadLetterView
 from mdh.config import ConfigFileError, MdhConfig, find_config_file, load_config
 from mdh.embedded_pg import EmbeddedPostgresError
-from mdh.runtime import resolve_database
+from mdh.runtime import resolve_database, setup_logging
 from mdh.settings import Settings
 
 err = Console(stderr=True)
@@ -123,11 +122,7 @@ def serve(
 ) -> None:
     """Serve the JSON API (/v1, OpenAPI at /docs) and the steward pages (/ui)."""
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(settings)
     config = load_mdh_config(settings)
     hub = build_hub(settings, config, pool_size=pool_size)
     replayer = None if config.mappings is None else DeadLetterReplayer(hub, config.mappings)
