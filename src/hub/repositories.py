@@ -1202,6 +1202,28 @@ _REVIEW_COLUMNS = {
 }
 
 
+def supersede_merged_pairs(batch: SqlBatch, merges: Mapping[int, int]) -> None:
+    """Open or deferred source-vs-golden tasks that a bridging merge answered (the source
+    record and the candidate are now the same golden record) become superseded. Queued after
+    the source records are written."""
+    if not merges:
+        return
+    losers = sorted(merges)
+    batch.execute(
+        "UPDATE review_tasks t SET status = 'superseded' FROM source_records s"
+        " WHERE s.id = t.source_record_id AND t.status IN ('open', 'deferred')"
+        " AND s.golden_id = ANY(CAST(%(survivors)s AS bigint[]))"
+        " AND (t.candidate_golden_id = s.golden_id OR EXISTS (SELECT 1 FROM"
+        " unnest(CAST(%(losers)s AS bigint[]), CAST(%(into)s AS bigint[])) AS m(loser, into_id)"
+        " WHERE m.loser = t.candidate_golden_id AND m.into_id = s.golden_id))",
+        {
+            "survivors": sorted(set(merges.values())),
+            "losers": losers,
+            "into": [merges[loser] for loser in losers],
+        },
+    )
+
+
 def queue_review_tasks(batch: SqlBatch, rows: Sequence[Mapping[str, Any]]) -> Pending[list[int]]:
     """Insert review tasks in order; the result is their ids. A row may carry
     ``explanation_json``, its explanation already encoded."""

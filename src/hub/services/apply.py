@@ -324,7 +324,7 @@ class BatchApply:
             )
             # Tasks computed from a record's old image are withdrawn before new ones open.
             repo.supersede_open_tasks(batch, self.superseded)
-            _queue_supersede_merged_pairs(batch, self._final_merges())
+            repo.supersede_merged_pairs(batch, self._final_merges())
             opened = repo.queue_review_tasks(batch, self.review_rows) if self.review_rows else None
             if position is not None:
                 repo.record_applied_position(
@@ -824,28 +824,6 @@ def _renamed(review: dict[str, Any], merged: int, survivor: int) -> dict[str, An
         if review[name] == merged:
             review[name] = survivor
     return review
-
-
-def _queue_supersede_merged_pairs(batch: repo.SqlBatch, merges: dict[int, int]) -> None:
-    """Open or deferred source-vs-golden tasks that a bridging merge answered (the source
-    record and the candidate are now the same golden record) become superseded. Queued after
-    the source records are written."""
-    if not merges:
-        return
-    losers = sorted(merges)
-    batch.execute(
-        "UPDATE review_tasks t SET status = 'superseded' FROM source_records s"
-        " WHERE s.id = t.source_record_id AND t.status IN ('open', 'deferred')"
-        " AND s.golden_id = ANY(CAST(%(survivors)s AS bigint[]))"
-        " AND (t.candidate_golden_id = s.golden_id OR EXISTS (SELECT 1 FROM"
-        " unnest(CAST(%(losers)s AS bigint[]), CAST(%(into)s AS bigint[])) AS m(loser, into_id)"
-        " WHERE m.loser = t.candidate_golden_id AND m.into_id = s.golden_id))",
-        {
-            "survivors": sorted(set(merges.values())),
-            "losers": losers,
-            "into": [merges[loser] for loser in losers],
-        },
-    )
 
 
 @contextmanager
