@@ -75,7 +75,7 @@ from cdc.mapping import ChangeMapper
 from cdc.metrics import CaptureMetrics
 from cdc.raw import RawMessage
 from hub.errors import ConcurrentUpdateError, StoreUnavailableError, TransactionTooLargeError
-from hub.model import BatchPosition, SourceChange
+from hub.model import BatchPosition, SnapshotEnd, SourceChange, SourcePosition
 from hub.records import ApplyResult, DeadLetter
 from hub.services import HubServices
 
@@ -141,6 +141,18 @@ class ParsedBatch:
     """Commit times of the changes captured while streaming (the latency samples)."""
     dead_letters: list[DeadLetter]
     ignored: int
+    snapshot_ends: list[SnapshotEnd] = dataclasses.field(default_factory=list)
+    """Tables whose snapshot completed in this batch (``reconcile_snapshots`` only)."""
+
+
+@dataclass
+class _SnapshotSeen:
+    """The snapshot being delivered: its position, the tables it read so far (in order) and
+    those whose end was seen."""
+
+    position: SourcePosition
+    tables: dict[tuple[str, str], None] = dataclasses.field(default_factory=dict)
+    ended: set[tuple[str, str]] = dataclasses.field(default_factory=set)
 
 
 def utc_now() -> datetime:
@@ -158,6 +170,11 @@ class ApplyLoop:
         retry: the backoff for transient failures.
         stop: set to interrupt retries (the batch is then left unacknowledged).
         max_message_bytes: larger messages are dead-lettered unparsed.
+        reconcile_snapshots: when a table's snapshot completes, rows of it the hub holds from
+            before the snapshot that the snapshot did not read are marked deleted
+            (``hub.model.SnapshotEnd``). Only for a capture that delivers each snapshot whole
+            and in order, one source per loop: the embedded engine. Off for Kafka, where a
+            worker sees a share of the partitions.
     """
 
     def __init__(
@@ -172,6 +189,7 @@ class ApplyLoop:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clock: Callable[[], datetime] = utc_now,
         seed: int | None = None,
+        reconcile_snapshots: bool = False,
     ) -> None:
         self.hub = hub
         self.mapper = mapper
@@ -183,6 +201,10 @@ class ApplyLoop:
         self.clock = clock
         self._rng = random.Random(seed)
         self._snapshot_started: dict[str, datetime] = {}
+        self.reconcile_snapshots = reconcile_snapshots
+        self._snapshot: _SnapshotSeen | None = None
+        self._dead_since_streamed = 0
+        """Messages dead-lettered since the last streamed change (any snapshot's among them)."""
 
     def __call__(self, messages: list[RawMessage]) -> None:
         """The embedded engine's batch callback: apply, without a batch position."""
@@ -198,6 +220,7 @@ class ApplyLoop:
         changes: list[SourceChange] = []
         streamed: list[datetime] = []
         letters: list[DeadLetter] = []
+        ends: list[SnapshotEnd] = []
         ignored = 0
         for message in messages:
             envelope: ChangeEnvelope | None = None
@@ -206,6 +229,7 @@ class ApplyLoop:
                 change = self.mapper.map_change(envelope)
             except PoisonMessageError as exc:
                 letters.append(self._dead_letter(message, envelope, exc))
+                self._dead_since_streamed += 1
                 continue
             if change is None:
                 ignored += 1
@@ -214,11 +238,15 @@ class ApplyLoop:
             assert source is not None  # map_change returns changes only for row events
             if source.in_snapshot:
                 change = self._at_snapshot_start(source.name, source.snapshot, change)
+                if self.reconcile_snapshots:
+                    ends.extend(self._snapshot_read(source.snapshot, change))
             else:
                 self._snapshot_started.pop(source.name, None)
+                self._snapshot = None
+                self._dead_since_streamed = 0
                 streamed.append(change.position.committed_at)
             changes.append(change)
-        return ParsedBatch(len(messages), changes, streamed, letters, ignored)
+        return ParsedBatch(len(messages), changes, streamed, letters, ignored, ends)
 
     @staticmethod
     def merge(parsed: Sequence[ParsedBatch]) -> ParsedBatch:
@@ -229,6 +257,7 @@ class ApplyLoop:
             streamed=[t for p in parsed for t in p.streamed],
             dead_letters=[d for p in parsed for d in p.dead_letters],
             ignored=sum(p.ignored for p in parsed),
+            snapshot_ends=[e for p in parsed for e in p.snapshot_ends],
         )
 
     def apply(
@@ -252,14 +281,20 @@ class ApplyLoop:
             Exception: anything that is neither poison nor transient (a bug).
         """
         messages, changes, letters = parsed.messages, parsed.changes, parsed.dead_letters
-        streamed, ignored = parsed.streamed, parsed.ignored
-        if not changes and not letters:
+        streamed, ignored, ends = parsed.streamed, parsed.ignored, parsed.snapshot_ends
+        if not changes and not letters and not ends:
             self._record(messages, [], [], 0, ignored)
             return BatchOutcome(messages, 0, 0, ignored, 0, None)
 
         # 4. one transaction (split when too large for the lock table); 5. transient failures
         # retried, nothing acknowledged meanwhile
-        result, attempts = self._apply_split(changes, position, letters)
+        result, attempts = self._apply_split(changes, position, letters, ends)
+        if result.absent_from_snapshot:
+            logger.info(
+                "%s: %d source rows absent from the completed snapshot marked deleted",
+                self.label,
+                result.absent_from_snapshot,
+            )
 
         # 7. metrics of the committed batch
         self._record(messages, changes, streamed, len(letters), ignored)
@@ -272,13 +307,14 @@ class ApplyLoop:
         changes: Sequence[SourceChange],
         position: BatchPosition | None,
         letters: Sequence[DeadLetter],
+        ends: Sequence[SnapshotEnd] = (),
     ) -> tuple[ApplyResult, int]:
         """Apply as one transaction; a batch whose locks overflow the server's lock table is
-        applied in two halves, recursively. Only the last part carries the batch position and
-        the dead letters, so a crash between parts redelivers the whole batch, whose applied
-        part is then ignored row by row (not newer)."""
+        applied in two halves, recursively. Only the last part carries the batch position, the
+        dead letters and the snapshot ends, so a crash between parts redelivers the whole
+        batch, whose applied part is then ignored row by row (not newer)."""
         try:
-            return self._apply_retrying(changes, position, letters)
+            return self._apply_retrying(changes, position, letters, ends)
         except TransactionTooLargeError as exc:
             if len(changes) < 2:
                 raise
@@ -291,7 +327,7 @@ class ApplyLoop:
                 exc.detail,
             )
             first, tried = self._apply_split(changes[:half], None, ())
-            last, more = self._apply_split(changes[half:], position, letters)
+            last, more = self._apply_split(changes[half:], position, letters, ends)
             return _combined(first, last), tried + more
 
     def _apply_retrying(
@@ -299,12 +335,15 @@ class ApplyLoop:
         changes: Sequence[SourceChange],
         position: BatchPosition | None,
         letters: Sequence[DeadLetter],
+        ends: Sequence[SnapshotEnd],
     ) -> tuple[ApplyResult, int]:
         attempts = 0
         while True:
             attempts += 1
             try:
-                result = self.hub.apply_changes(changes, position, dead_letters=letters)
+                result = self.hub.apply_changes(
+                    changes, position, dead_letters=letters, snapshot_ends=ends
+                )
                 break
             except TRANSIENT_ERRORS as exc:
                 if self.retry.max_attempts is not None and attempts >= self.retry.max_attempts:
@@ -333,6 +372,38 @@ class ApplyLoop:
             return change
         position = dataclasses.replace(change.position, committed_at=started)
         return dataclasses.replace(change, position=position)
+
+    def _snapshot_read(self, marker: str, change: SourceChange) -> list[SnapshotEnd]:
+        """Follow the snapshot being delivered; the tables whose snapshot this read ends.
+
+        Debezium marks the last read of each table ``last_in_data_collection`` and the last
+        read of the snapshot ``last`` (which ends every table read and not yet ended: a table
+        whose only read was the snapshot's first carries ``first`` instead). A table of the
+        snapshot with no rows at all has no read to end it and is not reconciled.
+        """
+        seen = self._snapshot
+        if seen is None or seen.position.lsn != change.position.lsn or marker == "first":
+            seen = self._snapshot = _SnapshotSeen(change.position)
+        table = (change.key.system, change.key.table)
+        seen.tables.setdefault(table)
+        if marker == "last_in_data_collection":
+            done = [table]
+        elif marker == "last":
+            done = [t for t in seen.tables if t not in seen.ended]
+            self._snapshot = None
+        else:
+            return []
+        seen.ended.update(done)
+        if self._dead_since_streamed:
+            logger.warning(
+                "%s: rows missing from the snapshot of %s are not marked deleted: %d of its"
+                " messages were dead-lettered, so a missing row may only have failed",
+                self.label,
+                ", ".join(f"{system}/{name}" for system, name in done),
+                self._dead_since_streamed,
+            )
+            return []
+        return [SnapshotEnd(system, name, change.position) for system, name in done]
 
     def _dead_letter(
         self, message: RawMessage, envelope: ChangeEnvelope | None, exc: PoisonMessageError

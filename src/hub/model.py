@@ -311,6 +311,24 @@ class SourceChange:
 
 
 @dataclass(frozen=True)
+class SnapshotEnd:
+    """A completed snapshot of one source table, as cdc/ tells the hub when its last read
+    arrives: every row the table had at the snapshot's consistent point was read.
+
+    A stored, live row of that table whose position is older than the snapshot (``lsn`` below
+    the snapshot's) was not in the table any more: it was deleted while nothing captured (a
+    crash before the previous snapshot completed, a reset of the capture). The hub marks it
+    deleted at ``position`` in the batch that carries this end. Only a capture that delivers
+    one source's snapshot whole and in order (the embedded engine) may say so.
+    """
+
+    system: str
+    table: str
+    position: SourcePosition
+    """The snapshot's position (its LSN and start), given to the deletions."""
+
+
+@dataclass(frozen=True)
 class BatchPosition:
     """How far a source has been applied: stored in the same transaction as the batch's effects.
 

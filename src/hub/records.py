@@ -129,6 +129,9 @@ class ApplyResult:
     """Golden records that got a new version (created ones included)."""
     review_tasks_opened: tuple[int, ...] = ()
     dead_letters: int = 0
+    absent_from_snapshot: int = 0
+    """Live source rows a completed snapshot no longer had: marked deleted (also counted in
+    ``deleted``)."""
 
 
 @dataclass(frozen=True)

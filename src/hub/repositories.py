@@ -288,6 +288,19 @@ def find_keyless_duplicate(
     return session.exec(statement).first()
 
 
+def live_pks_before(session: Session, system: str, table: str, lsn: int) -> list[str]:
+    """Primary keys of one table's live source rows stored at an LSN below ``lsn``."""
+    with SqlBatch(session) as batch:
+        pending = batch.query(
+            "SELECT pk FROM source_records WHERE system = %(system)s"
+            " AND source_table = %(table)s AND pk IS NOT NULL AND NOT deleted"
+            " AND lsn < %(lsn)s ORDER BY pk",
+            {"system": system, "table": table, "lsn": lsn},
+            lambda rows: [str(r[0]) for r in rows],
+        )
+    return pending.result()
+
+
 def source_record(session: Session, source_record_id: int) -> SourceRecordRow | None:
     return session.get(SourceRecordRow, source_record_id)
 

@@ -133,6 +133,22 @@ class Capture:
         self.process = None
         return code
 
+    def reset(self, *options: str) -> subprocess.CompletedProcess[str]:
+        """``mdh cdc reset --yes``: drop the slot and the offsets."""
+        return subprocess.run(
+            [sys.executable, "-m", "mdh", "cdc", "reset", "--yes", *options],
+            env={
+                **os.environ,
+                "MDH_HOME": str(self.home),
+                "MDH_CONFIG_FILE": str(self.config),
+                "MDH_DATABASE_URL": self.hub_url,
+                "E2E_PG_PASSWORD": self.password,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.kill()
@@ -151,7 +167,20 @@ class Capture:
 
     @property
     def log(self) -> str:
-        return (self.home / "worker.log").read_text(errors="replace")[-4000:]
+        worker = (self.home / "worker.log").read_text(errors="replace")[-4000:]
+        debezium = self.home / "logs" / "debezium.log"
+        if not debezium.exists():
+            return worker
+        interesting = [
+            line
+            for line in debezium.read_text(errors="replace").splitlines()
+            if any(word in line for word in ("WARN", "ERROR", "napshot", "offset", "LSN"))
+        ]
+        return (
+            worker
+            + "\n--- debezium.log (warnings, snapshot, offsets, LSNs) ---\n"
+            + ("\n".join(interesting[-40:]))
+        )
 
 
 def _scalar(engine: sa.Engine, sql: str) -> Any:
@@ -267,20 +296,26 @@ def clean_run(
             engine, "SELECT pk, lsn, committed_at FROM source_records ORDER BY pk"
         )
         facts["final"] = _final_state(engine)
-        reset = subprocess.run(
-            [sys.executable, "-m", "mdh", "cdc", "reset", "--yes"],
-            env={
-                **os.environ,
-                "MDH_HOME": str(home),
-                "MDH_CONFIG_FILE": str(config),
-                "MDH_DATABASE_URL": hub_url,
-                "E2E_PG_PASSWORD": pg_server.password,
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
+        facts["reset"] = capture.reset()
+
+        # After the reset the capture starts over with a new snapshot. A row deleted while
+        # nothing captured sends no event: the snapshot, which no longer reads it, retires it.
+        with psycopg.connect(source_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM customer WHERE id = 3")
+        before = _final_state(engine)
+        capture.start()
+        capture.wait_for(
+            "the new snapshot",
+            lambda: _scalar(engine, "SELECT deleted FROM source_records WHERE pk = '3'") is True,
         )
-        facts["reset"] = reset
+        facts["third_exit"] = capture.stop()
+        after = _final_state(engine)
+        facts["resnapshot"] = {
+            "history_added": after["history_count"] - before["history_count"],
+            "outbox_added": after["outbox_count"] - before["outbox_count"],
+            "live": _live(engine),
+            "reset": capture.reset(),
+        }
         yield facts
     finally:
         if capture.process is not None:
@@ -328,6 +363,19 @@ def test_reset_drops_the_slot_and_the_offsets(clean_run: dict[str, Any]) -> None
     assert "offsets deleted" in reset.stdout
 
 
+def test_a_new_snapshot_after_a_reset_retires_rows_deleted_meanwhile(
+    clean_run: dict[str, Any],
+) -> None:
+    assert clean_run["third_exit"] == 0
+    resnapshot = clean_run["resnapshot"]
+    assert resnapshot["live"] == EXPECTED_LIVE - 1
+    # one new version (the retired golden record) published to each target; the rows read
+    # again unchanged add nothing
+    assert resnapshot["history_added"] == 1
+    assert resnapshot["outbox_added"] == len(TARGETS)
+    assert resnapshot["reset"].returncode == 0, resnapshot["reset"].stderr
+
+
 def test_a_worker_killed_mid_stream_converges_to_the_clean_run(
     clean_run: dict[str, Any],
     pg_server: EmbeddedPostgres,
@@ -373,18 +421,7 @@ def test_a_worker_killed_mid_stream_converges_to_the_clean_run(
         if capture.process is not None:
             capture.kill()
         engine.dispose()
-        subprocess.run(
-            [sys.executable, "-m", "mdh", "cdc", "reset", "--yes", "--force"],
-            env={
-                **os.environ,
-                "MDH_HOME": str(home),
-                "MDH_CONFIG_FILE": str(config),
-                "MDH_DATABASE_URL": hub_url,
-                "E2E_PG_PASSWORD": pg_server.password,
-            },
-            capture_output=True,
-            timeout=60,
-        )
+        capture.reset("--force")
     clean = clean_run["final"]
     for part in ("goldens", "sources", "history_count", "history_by_kind", "outbox_count"):
         assert crashed[part] == clean[part], part

@@ -18,7 +18,7 @@ from hub import repositories as repo
 from hub.errors import GoldenRecordNotFoundError
 from hub.history import GoldenSnapshot, HistoryCause, HistoryEvent
 from hub.matcher import Matcher
-from hub.model import BatchPosition, SourceChange, SourceKey
+from hub.model import BatchPosition, SnapshotEnd, SourceChange, SourceKey
 from hub.records import (
     ApplyResult,
     DeadLetter,
@@ -97,12 +97,16 @@ class HubServices:
         position: BatchPosition | None = None,
         *,
         dead_letters: Sequence[DeadLetter] = (),
+        snapshot_ends: Sequence[SnapshotEnd] = (),
     ) -> ApplyResult:
         """Apply a batch of source changes, its position and its dead letters atomically.
 
         A batch whose position is already applied is skipped; a change that is not newer than
         what is stored for its row is ignored; an invalid change is kept with its errors and
-        the rest of the batch applies. See ``hub.services.apply`` for the steps.
+        the rest of the batch applies. For each of ``snapshot_ends`` (a table whose snapshot
+        completed with this batch), the table's live rows older than the snapshot and not in
+        the batch are marked deleted in the same transaction. See ``hub.services.apply`` for
+        the steps.
 
         Raises:
             InvalidChangeError: a change without a timezone-aware source commit time.
@@ -114,7 +118,7 @@ class HubServices:
         def work(session: Session) -> ApplyResult:
             golden_work = self._work(session, HistoryCause.SOURCE_CHANGE, actor)
             batch = BatchApply(session, golden_work, matcher=self.matcher, now=golden_work.now)
-            return batch.run(changes, position, dead_letters)
+            return batch.run(changes, position, dead_letters, snapshot_ends)
 
         return run_in_transaction(self.engine, "apply changes", work, attempts=self.attempts)
 

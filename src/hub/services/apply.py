@@ -3,6 +3,9 @@
 ``BatchApply.run`` runs inside the caller's transaction. Its correctness under at-least-once
 delivery and concurrent workers depends on the order of these steps:
 
+0. For a table whose snapshot completed with this batch (``SnapshotEnd``), add a deletion
+   for each of its live rows stored before the snapshot and not in the batch: the snapshot
+   read every row the table had, so those were deleted while nothing captured.
 1. Lock the batch position (advisory lock on source + partition) and skip the whole batch if
    its offset is already applied. The position is written in step 8, in the same transaction
    as the effects, so a batch is applied exactly once however often it is delivered.
@@ -63,6 +66,7 @@ from hub.model import (
     ChangeOp,
     DecidedBy,
     GoldenStatus,
+    SnapshotEnd,
     SourceChange,
     SourceKey,
     SourcePosition,
@@ -204,6 +208,9 @@ class BatchApply:
         self.record_keys: dict[int, tuple[str, ...]] = {}
         self.unchanged_links: set[int] = set()
         self.stale = self.invalid = self.deleted = self.applied = 0
+        self.absent: set[SourceKey] = set()
+        """Rows a completed snapshot no longer had (their deletions were added to the batch)."""
+        self.absent_deleted = 0
         self.preparing = matcher if isinstance(matcher, PreparingMatcher) else None
         # Prepared features by source record id, with the features they were prepared from.
         self.prepared: dict[int, tuple[dict[str, Any], Any]] = {}
@@ -213,9 +220,12 @@ class BatchApply:
         changes: Sequence[SourceChange],
         position: BatchPosition | None,
         dead_letters: Sequence[DeadLetter],
+        snapshot_ends: Sequence[SnapshotEnd] = (),
     ) -> ApplyResult:
         with _paused_gc():
             try:
+                if snapshot_ends:
+                    changes = [*changes, *self._absent_from_snapshots(changes, snapshot_ends)]
                 return self._run(changes, position, dead_letters)
             finally:
                 # Free the batch's objects now, while the collector is paused: the first
@@ -341,7 +351,35 @@ class BatchApply:
             goldens_changed=saved.changed,
             review_tasks_opened=() if opened is None else tuple(opened.result()),
             dead_letters=len(dead_letters),
+            absent_from_snapshot=self.absent_deleted,
         )
+
+    # --- step 0 --------------------------------------------------------------------------
+
+    def _absent_from_snapshots(
+        self, changes: Sequence[SourceChange], ends: Sequence[SnapshotEnd]
+    ) -> list[SourceChange]:
+        """Deletions, at the snapshot's position, of each table's live rows stored before a
+        snapshot that completed with this batch and not in the batch (see ``SnapshotEnd``).
+        Step 2 locks them and drops any a newer change reached first."""
+        deletions: list[SourceChange] = []
+        for end in ends:
+            if end.position.lsn is None:
+                continue
+            in_batch = {
+                c.key.pk for c in changes if (c.key.system, c.key.table) == (end.system, end.table)
+            }
+            for pk in repo.live_pks_before(self.session, end.system, end.table, end.position.lsn):
+                key = SourceKey(end.system, end.table, pk)
+                if pk in in_batch or key in self.absent:
+                    continue
+                self.absent.add(key)
+                deletions.append(
+                    SourceChange(
+                        key=key, op=ChangeOp.DELETE, attributes={}, raw=None, position=end.position
+                    )
+                )
+        return deletions
 
     # --- step 2 --------------------------------------------------------------------------
 
@@ -517,7 +555,11 @@ class BatchApply:
         if p.errors:
             row.validation_errors = p.errors
         self._drop_from_index(row)
-        self._leave_golden(row, "source row deleted")
+        if p.change.key in self.absent:
+            self._leave_golden(row, "source row absent from a later snapshot")
+            self.absent_deleted += 1
+        else:
+            self._leave_golden(row, "source row deleted")
         self._supersede_tasks(row.id)
         self.deleted += 1
 

@@ -183,6 +183,7 @@ def _run_embedded(
             metrics=metrics,
             stop=stop,
             max_message_bytes=config.capture.max_message_bytes,
+            reconcile_snapshots=True,
         )
         engine = DebeziumSource(
             connection.postgres_source(),

@@ -385,6 +385,7 @@ class DemoRunner:
                 metrics=self.metrics,
                 stop=self._stop,
                 max_message_bytes=self.config.capture.max_message_bytes,
+                reconcile_snapshots=True,
             )
             engine = DebeziumSource(
                 connection.postgres_source(),
