@@ -17,6 +17,10 @@
    matches).
 4. **tf tables**: value counts for comparisons with term-frequency adjustment.
 
+A large input can be trained on a seeded uniform sample of its records (``train(...,
+sample=N)``): steps 1-3 then read the sample, step 4 still counts every record (see
+``train``).
+
 ``refine_with_labels`` then moves m towards the levels seen in steward-confirmed matches.
 """
 
@@ -223,18 +227,48 @@ def estimate_u(
     return out
 
 
-def build_tf_tables(spec: MatchSpec, table: RecordTable) -> dict[str, TfTable]:
-    """Value counts for every comparison with ``tf_adjust`` (values seen once left out)."""
+def build_tf_tables(
+    spec: MatchSpec,
+    table: RecordTable,
+    population: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, TfTable]:
+    """Value counts for every comparison with ``tf_adjust`` (values seen once left out).
+
+    Args:
+        population: the records to count (default: the table's own records); pass all records
+            when the table holds a sample of them.
+    """
     tables: dict[str, TfTable] = {}
+    texts: TextCache = {}
     for c, comp in enumerate(table.comparisons):
         if not spec.comparisons[c].tf_adjust:
             continue
-        counts = Counter(
-            key for key in (comp.tf_key(v) for v in table.prepared[c] if v is not None) if key
-        )
+        values = table.prepared[c] if population is None else comp.prepare_many(population, texts)
+        counts = Counter(key for key in (comp.tf_key(v) for v in values if v is not None) if key)
         total = sum(counts.values())
         tables[comp.spec.name] = TfTable(total, {k: n for k, n in counts.items() if n > 1})
     return tables
+
+
+def sample_records(
+    n: int, size: int, *, groups: Sequence[Any] | None = None, seed: int = 0
+) -> IntArray | None:
+    """Sorted positions of a seeded uniform sample of ``size`` of ``n`` records.
+
+    None when there is nothing to leave out (``size`` is 0 or at least ``n``). With ``groups``
+    (link mode), a source the uniform draw missed gets one record of its own, so every source
+    is still paired with the others.
+    """
+    if size <= 0 or size >= n:
+        return None
+    rng = np.random.default_rng([seed, 0x5A3])
+    picked = np.zeros(n, dtype=bool)
+    picked[rng.choice(n, size=size, replace=False)] = True
+    if groups is not None:
+        codes = _group_codes(groups, n)
+        for code in np.nonzero(np.bincount(codes, weights=picked) == 0)[0].tolist():
+            picked[rng.choice(np.nonzero(codes == code)[0])] = True
+    return np.nonzero(picked)[0].astype(np.int64)
 
 
 @gc_paused
@@ -243,6 +277,7 @@ def train(
     records: Sequence[Mapping[str, Any]],
     *,
     groups: Sequence[Any] | None = None,
+    sample: int = 0,
     seed: int = 0,
     u_pairs: int = 1_000_000,
     em_pairs: int = 500_000,
@@ -253,13 +288,32 @@ def train(
 ) -> MatchModel:
     """Train a model from unlabelled feature records.
 
+    Why training on a sample is sound: in a uniform sample of the records (drawn without
+    replacement) every pair of records of the whole input is included with the same
+    probability, so the sample's random pairs are uniform random pairs of the input and its
+    candidate pairs are a uniform thinning of the input's candidate pairs. Hence u (random
+    pairs, and the exact level from value frequencies, a U-statistic), the match share among
+    candidates, the candidates' share of all pairs and so the prior λ (their product), and
+    the m that EM reads off the candidate pairs estimate the same quantities as on all
+    records, only with more noise. Blocks shrink with the sample, so a key whose block
+    exceeds ``max_block_size`` in the input may be kept in the sample; such keys are too
+    common to matter much. What a sample cannot estimate is how rare a rare value is: a
+    value seen once in the input is missing from most samples, so the term-frequency tables
+    are always counted over every record. The sample is only the training set; the model is
+    applied to all records. In link mode the sample is uniform over all records (so a pair of
+    sources stays paired in proportion to their sizes) plus one record of any source the
+    draw missed.
+
     Args:
         spec: what to compare and how to block.
         records: feature dicts (``standardize_record`` output).
         groups: in link mode, each record's source; only pairs across sources are used and the
             prior is the match probability of a random cross-source pair.
-        seed: makes random-pair sampling and EM subsampling reproducible.
-        u_pairs: random pairs drawn for u.
+        sample: train steps 1-3 on a uniform sample of this many records (0 or at least
+            ``len(records)``: all of them); the report's ``records`` is the sample's size,
+            ``population`` the input's.
+        seed: makes the record sample, random-pair sampling and EM subsampling reproducible.
+        u_pairs: random pairs drawn for u (at most the sample's pairs when sampling).
         em_pairs: at most this many candidate pairs per EM session.
         max_iterations, tolerance: EM stops when no m, u or match share moves by more than
             ``tolerance``, or after ``max_iterations``.
@@ -268,10 +322,20 @@ def train(
     """
     if len(records) < 2:
         raise ValueError("training needs at least two records")
+    if sample == 1:
+        raise ValueError("a training sample needs at least two records")
+    population = records
+    picked = sample_records(len(records), sample, groups=groups, seed=seed)
+    if picked is not None:
+        records = [population[k] for k in picked.tolist()]
+        if groups is not None:
+            groups = [groups[k] for k in picked.tolist()]
     texts: TextCache = {}
     table = RecordTable(spec, records, texts, workers=workers)
     codes = _group_codes(groups, len(records))
     n_levels = [c.n_levels for c in spec.comparisons]
+    if picked is not None:
+        u_pairs = max(min(u_pairs, int(_pairs_total(codes))), 1)
     u = estimate_u(table, codes, n_pairs=u_pairs, seed=seed)
     rng = np.random.default_rng(seed + 1)
     m_start = [np.asarray(default_parameters(c).m) for c in spec.comparisons]
@@ -352,6 +416,7 @@ def train(
     )
     report = {
         "records": len(records),
+        "population": len(population),
         "seed": seed,
         "u_pairs": u_pairs,
         "candidate_pairs": n_candidates,
@@ -359,7 +424,8 @@ def train(
         "candidate_match_share": share,
         "prior_iterations": prior_iterations,
     }
-    return MatchModel(spec, parameters, prior, build_tf_tables(spec, table), report)
+    tf_tables = build_tf_tables(spec, table, population if picked is not None else None)
+    return MatchModel(spec, parameters, prior, tf_tables, report)
 
 
 def _combine(estimates: list[FloatArray]) -> FloatArray:

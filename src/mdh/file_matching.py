@@ -406,6 +406,10 @@ _TYPED_FIELDS = {"dob": "dob", "email": "emails", "phone": "phones"}
 _MAX_UNREADABLE_SHARE = 0.5
 # Random pairs drawn to estimate u; a small input has fewer pairs than that.
 _U_PAIRS = 1_000_000
+# Records a model is trained on by default: a uniform sample of a bigger input estimates the
+# same parameters (see matching.training.train) at a fraction of the cost; smaller inputs are
+# trained on whole.
+TRAIN_SAMPLE = 200_000
 # Standardizing is pure Python; inputs this large are spread over the cores in chunks.
 _PARALLEL_FROM = 50_000
 _MAX_WORKERS = 8
@@ -640,17 +644,24 @@ def run_matching(
     model_path: Path | None = None,
     default_country: str | None = None,
     seed: int = 0,
+    train_sample: int = TRAIN_SAMPLE,
     progress: Progress | None = None,
     workers: int = 0,
 ) -> MatchRun:
     """Standardize every record, train (unless a model is given), then dedupe or link.
 
     Args:
+        seed: seeds the training sample and training's random pairs.
+        train_sample: train on a seeded uniform sample of this many records (0, or at least
+            the number of records: on all of them); every record is still matched. The
+            trained model's ``training["records"]`` says how many it saw.
         workers: processes for standardizing and threads for comparisons (0: all cores).
 
     Raises:
         InputError: a typed column that cannot be read, or an unreadable spec or model.
     """
+    if train_sample == 1:
+        raise InputError("--train-sample", "expected 0 (all records) or at least 2 records")
     threads = workers or -1  # the engine's spelling of "all cores"
     progress = progress or Progress(disable=True)
     model, match_spec = _load_model(spec, model_path)
@@ -669,6 +680,7 @@ def run_matching(
                 match_spec,
                 features,
                 groups=groups,
+                sample=train_sample,
                 seed=seed,
                 u_pairs=min(_U_PAIRS, _possible_pairs(files, link)),
                 workers=threads,

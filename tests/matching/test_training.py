@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from matching_testkit import person, population, trained_model
 
-from matching import dedupe, febrl_spec, refine_with_labels, train
-from matching.training import run_em
+from matching import MatchModel, dedupe, febrl_spec, refine_with_labels, train
+from matching.training import run_em, sample_records
 
 
 def _simulate(
@@ -103,3 +105,76 @@ def test_refinement_from_confirmed_matches_moves_m_towards_what_stewards_saw() -
     assert refined.level_weight(street, else_level) > model.level_weight(street, else_level)
     assert refined.version != model.version
     assert refined.training["labelled_matches"] == 200
+
+
+# --- training on a sample of the records ------------------------------------------------------
+
+
+def _pairwise_f1(model: MatchModel, records: list[dict[str, Any]], truth: list[int]) -> float:
+    t = np.asarray(truth)
+    pairs = dedupe(model, records).pairs
+    matched = pairs.decision == 2
+    correct = int((matched & (t[pairs.left] == t[pairs.right])).sum())
+    true_pairs = int((np.bincount(t) * (np.bincount(t) - 1) // 2).sum())
+    return 2 * correct / (int(matched.sum()) + true_pairs)
+
+
+def test_a_sample_trains_on_that_many_records_but_counts_term_frequencies_over_all() -> None:
+    records, _ = population()
+    full = train(febrl_spec(), records, seed=0, u_pairs=100_000)
+    sampled = train(febrl_spec(), records, sample=300, seed=0, u_pairs=100_000)
+    assert sampled.training["records"] == 300
+    assert sampled.training["population"] == len(records) == 800
+    assert full.training["records"] == 800
+    # A value seen twice in the input is mostly seen once (and dropped) in a 300-record sample.
+    assert sampled.tf_tables == full.tf_tables
+    assert sampled.version != full.version
+
+
+def test_a_sample_as_large_as_the_input_is_the_whole_input() -> None:
+    records, _ = population(entities=150, duplicates=100, seed=1)
+    whole = train(febrl_spec(), records, seed=2, u_pairs=20_000)
+    for sample in (0, len(records), 10 * len(records)):
+        model = train(febrl_spec(), records, sample=sample, seed=2, u_pairs=20_000)
+        assert model.version == whole.version
+
+
+def test_the_training_sample_is_reproducible_for_a_seed() -> None:
+    records, _ = population(entities=300, duplicates=300, seed=2)
+    first = train(febrl_spec(), records, sample=250, seed=5, u_pairs=20_000)
+    again = train(febrl_spec(), records, sample=250, seed=5, u_pairs=20_000)
+    other = train(febrl_spec(), records, sample=250, seed=6, u_pairs=20_000)
+    assert first.version == again.version
+    assert other.version != first.version
+    picked = sample_records(600, 250, seed=5)
+    assert picked is not None
+    assert len(set(picked.tolist())) == 250
+    assert picked.tolist() == sorted(picked.tolist())
+    assert np.array_equal(picked, sample_records(600, 250, seed=5))
+
+
+def test_a_link_sample_keeps_every_source() -> None:
+    groups = ["big"] * 5_000 + ["small"] * 3 + ["tiny"]
+    for seed in range(20):
+        picked = sample_records(len(groups), 50, groups=groups, seed=seed)
+        assert picked is not None
+        kept = {groups[k] for k in picked.tolist()}
+        assert kept == {"big", "small", "tiny"}, seed
+        assert 50 <= len(picked) <= 52
+
+
+def test_link_training_on_a_sample_keeps_both_sources() -> None:
+    records, _ = population(entities=300, duplicates=300, seed=4)
+    groups = ["a"] * 300 + ["b"] * 300
+    model = train(febrl_spec(), records, groups=groups, sample=200, seed=1, u_pairs=20_000)
+    assert model.training["records"] == 200
+    assert model.training["candidate_pairs"] > 0
+    assert 0 < model.prior < 0.05
+
+
+def test_quality_of_a_model_trained_on_a_third_of_the_records_matches_full_training() -> None:
+    records, truth = population(entities=1_500, duplicates=1_500, seed=9)
+    full = _pairwise_f1(train(febrl_spec(), records, seed=0, u_pairs=200_000), records, truth)
+    sampled = train(febrl_spec(), records, sample=1_000, seed=0, u_pairs=200_000)
+    assert full > 0.95
+    assert _pairwise_f1(sampled, records, truth) >= full - 0.01

@@ -394,3 +394,30 @@ def test_standardizing_in_worker_processes_gives_the_serial_result(
     parallel, _ = file_matching.standardize_files([source, source], "US", None)
     assert parallel == serial
     assert len(parallel) == 150
+
+
+def test_train_sample_trains_on_that_many_records_and_still_matches_every_record(
+    tmp_path: Path,
+) -> None:
+    source = _dedupe_file(tmp_path)
+    out, model = tmp_path / "clusters.csv", tmp_path / "model.json"
+    args = ["match", str(source), *PERSON_MAP, "-o", str(out), "--save-model", str(model)]
+    result = runner.invoke(app, [*args, "--train-sample", "50", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    training = json.loads(model.read_text(encoding="utf-8"))["training"]
+    assert (training["records"], training["population"]) == (50, 75)
+    assert len(_read_clusters(out)) == 75
+
+    again = runner.invoke(app, [*args, "--train-sample", "50", "--seed", "3"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(model.read_text(encoding="utf-8"))["training"] == training
+
+    whole = runner.invoke(app, [*args, "--train-sample", "0"])
+    assert whole.exit_code == 0, whole.output
+    assert json.loads(model.read_text(encoding="utf-8"))["training"]["records"] == 75
+
+
+def test_a_training_sample_of_one_record_is_refused(tmp_path: Path) -> None:
+    source = _dedupe_file(tmp_path)
+    message = _bad(tmp_path, str(source), *PERSON_MAP, "--train-sample", "1")
+    assert "--train-sample" in message

@@ -126,6 +126,15 @@ def match(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the training samples.")] = 0,
+    train_sample: Annotated[
+        int,
+        typer.Option(
+            "--train-sample",
+            min=0,
+            help="Train on a seeded uniform sample of this many records (0: all records); "
+            "every record is still matched. Term frequencies are counted over all records.",
+        ),
+    ] = 200_000,
     workers: Annotated[
         int,
         typer.Option("--workers", min=0, help="Processes/threads to use (0: every core)."),
@@ -157,6 +166,7 @@ def match(
                 model_path=model,
                 default_country=country,
                 seed=seed,
+                train_sample=train_sample,
                 progress=progress,
                 workers=workers,
             )
