@@ -321,6 +321,8 @@ def task_page(
         verdict += (
             f", hard conflict on {escape(', '.join(map(str, explanation.get('conflicts', []))))}"
         )
+    if explanation.get("held_back"):
+        verdict += f'; <span class="held-back">{escape(str(explanation["held_back"]))}</span>'
     open_task = task.status.value in ("open", "deferred")
     buttons = (
         """<p><input id="reason" size="50" placeholder="why (kept in the audit log)"

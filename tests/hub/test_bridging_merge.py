@@ -104,6 +104,13 @@ def test_a_hard_conflict_between_members_opens_a_review_instead(engine: Engine) 
     [task] = hub.open_review_tasks()
     assert task.source_record_id == hub.get_source_record(key("crm", "9")).id
     assert (task.golden_id, task.candidate_golden_id) == (a, b)
+    # the task tells the steward why the machine did not merge them itself
+    crm_1 = hub.get_source_record(key("crm", "1")).id
+    b1 = hub.get_source_record(key("billing", "B1")).id
+    assert task.explanation["held_back"] == (
+        f"not merged automatically with golden record {a}:"
+        f" source records {min(crm_1, b1)} and {max(crm_1, b1)} have a hard conflict"
+    )
 
 
 def test_a_cannot_link_between_members_opens_a_review_instead(engine: Engine) -> None:
@@ -129,6 +136,9 @@ def test_a_cannot_link_between_members_opens_a_review_instead(engine: Engine) ->
     [task] = hub.open_review_tasks()
     assert task.source_record_id == hub.get_source_record(key("crm", "9")).id
     assert (task.golden_id, task.candidate_golden_id) == (a, b)
+    assert task.explanation["held_back"].endswith(
+        "a steward kept members of them apart (cannot-link)"
+    )
 
 
 def test_a_steward_unmerge_is_not_merged_again_by_a_bridge(engine: Engine) -> None:

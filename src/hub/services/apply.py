@@ -203,6 +203,9 @@ class BatchApply:
         self.superseded: list[int] = []
         self.open_pairs: set[tuple[int, int]] = set()
         self.merged_into: dict[int, int] = {}
+        self.held_back: dict[tuple[int, int], str] = {}
+        """(source record, golden record) automatic matches not linked or merged, and why:
+        the review task opened for the pair says it."""
         """Golden records merged by a bridging source record (``_bridge``), and into which."""
         self.changed_records: dict[int, SourceRecordState] = {}
         self.record_keys: dict[int, tuple[str, ...]] = {}
@@ -630,6 +633,11 @@ class BatchApply:
             )
         elif forced:
             self.work.link(row, target, decided_by=DecidedBy.STEWARD)
+            for s in scored:
+                if s.best.decision == "match" and s.golden_id != target:
+                    self.held_back[(row.id, s.golden_id)] = (
+                        "not linked automatically: a steward decided where this record belongs"
+                    )
         elif chosen is not None:
             self._relink(row, chosen)
             for other in automatic:
@@ -657,7 +665,13 @@ class BatchApply:
         safe (``_bridge_blocker``); otherwise leave them apart for ``_match`` to review."""
         assert row.golden_id is not None
         here, there = row.golden_id, other.golden_id
-        if here == there or self._bridge_blocker(here, there) is not None:
+        if here == there:
+            return
+        blocker = self._bridge_blocker(here, there)
+        if blocker is not None:
+            self.held_back[(row.id, there)] = (
+                f"not merged automatically with golden record {here}: {blocker}"
+            )
             return
         plan = plan_merge(self._summary(here), self._summary(there))
         survivor, merged = plan.survivor_id, plan.merged_id
@@ -834,6 +848,10 @@ class BatchApply:
             return
         self.open_pairs.add(pair)
         explanation, explanation_json = _explanation(scored.best)
+        held_back = self.held_back.get(pair)
+        if held_back is not None:
+            explanation = {**explanation, "held_back": held_back}
+            explanation_json = to_json(explanation)
         self.review_rows.append(
             {
                 "kind": "source_vs_golden",
