@@ -14,9 +14,10 @@ import pytest
 from cdc_testkit import fresh_hub_database
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from publish_kit import Changes, outbox_rows, publish_hub, relay_until_settled
+from publish_kit import COMPANY_NAMES, Changes, outbox_rows, publish_hub, relay_until_settled
 from sqlalchemy.engine import Engine
 
+from cdc.relay import RelaySettings
 from cdc.targets import KafkaTarget, parse_targets
 from hub.db import create_engine
 from hub.model import SourceKey
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 TOPIC = "mdh.golden"
 REPEAT_TOPIC = "mdh.golden.repeat"
+REFUSED_TOPIC = "mdh.golden.refused"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,11 @@ def _create_topic(address: str) -> None:
     deadline = time.monotonic() + 20
     while True:
         try:
-            topics = [NewTopic(TOPIC, num_partitions=3), NewTopic(REPEAT_TOPIC, num_partitions=1)]
+            topics = [
+                NewTopic(TOPIC, num_partitions=3),
+                NewTopic(REPEAT_TOPIC, num_partitions=1),
+                NewTopic(REFUSED_TOPIC, num_partitions=2),
+            ]
             for future in admin.create_topics(topics).values():
                 future.result(5)
             return
@@ -62,7 +68,7 @@ def engine(pg_server: EmbeddedPostgres) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _target(broker: str, topic: str = TOPIC) -> KafkaTarget:
+def _target(broker: str, topic: str = TOPIC, **options: Any) -> KafkaTarget:
     spec = parse_targets(
         {
             "golden-topic": {
@@ -70,6 +76,7 @@ def _target(broker: str, topic: str = TOPIC) -> KafkaTarget:
                 "bootstrap_servers": broker,
                 "topic": topic,
                 "owns": ["tax_id"],
+                "options": options,
                 "delivery": {"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.5},
             }
         }
@@ -166,3 +173,26 @@ def test_a_repeated_delivery_is_the_same_record_again(engine: Engine, broker: st
     assert first["value"] == second["value"]
     assert first["headers"] == second["headers"]
     assert first["headers"]["idempotency-key"] == delivery.idempotency_key
+
+
+def test_a_batch_with_a_record_the_producer_refuses_delivers_the_others(
+    engine: Engine, broker: str
+) -> None:
+    hub = publish_hub(engine, ("golden-topic",))
+    changes = Changes(hub)
+    for pk, name in zip("PQRS", COMPANY_NAMES, strict=False):
+        changes.put(pk, name)
+    changes.put("T", "Tall " + "x" * 10_000)  # over the producer's message.max.bytes
+    ids = {pk: hub.get_golden_by_source(SourceKey("crm", "customers", pk)).id for pk in "PQRST"}
+    target = _target(broker, topic=REFUSED_TOPIC, **{"message.max.bytes": 4000})
+
+    # One claim of all five: the batch fails on T, the relay sends them one by one.
+    relay_until_settled(hub, [target], settings=RelaySettings(idle_wait=0.02, batch_size=10))
+    target.close()
+
+    rows = outbox_rows(engine, "golden-topic")
+    assert [r["golden_id"] for r in rows if r["dead_at"] is not None] == [ids["T"]]
+    assert all(r["acknowledged_at"] is not None for r in rows if r["golden_id"] != ids["T"])
+    records = _consume(broker, REFUSED_TOPIC)
+    # the others are on the topic (possibly twice: written with the failed batch, then alone)
+    assert {r["key"] for r in records} == {str(ids[pk]) for pk in "PQRS"}

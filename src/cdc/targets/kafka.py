@@ -15,7 +15,7 @@ folds away.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -39,6 +39,8 @@ _REJECTED_CODES = frozenset(
 
 class KafkaTarget(DeliveryTarget):
     """Produces golden records to one topic (module docstring)."""
+
+    delivers_batches = True
 
     def __init__(self, name: str, spec: KafkaTargetSpec) -> None:
         super().__init__(name, spec.events, spec.delivery)
@@ -66,40 +68,53 @@ class KafkaTarget(DeliveryTarget):
                 raise TargetUnavailableError(self.name, str(exc)) from exc
 
     def deliver(self, delivery: Delivery) -> None:
+        self.deliver_batch([delivery])
+
+    def deliver_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Produce every record, then wait once for the broker's acknowledgements (the claim
+        holds at most one version per golden record, so per-key order is kept). A record
+        refused fails the batch: the relay then sends the rows one by one, and the records
+        already written come again, which is harmless (module docstring)."""
         self.open()
         assert self._producer is not None
-        retired = delivery.payload.get("status") == "retired"
-        value = None if retired else encode_document(golden_document(delivery, self._fields))
-        done = threading.Event()
-        outcome: list[KafkaError | None] = []
+        outcomes: list[KafkaError | None] = []
 
         def acknowledged(error: KafkaError | None, message: Message) -> None:
-            outcome.append(error)
-            done.set()
+            outcomes.append(error)
 
-        try:
-            self._producer.produce(
-                self.spec.topic,
-                key=str(delivery.golden_id).encode(),
-                value=value,
-                headers=[
+        for delivery in deliveries:
+            retired = delivery.payload.get("status") == "retired"
+            value = None if retired else encode_document(golden_document(delivery, self._fields))
+            record: dict[str, Any] = {
+                "key": str(delivery.golden_id).encode(),
+                "value": value,
+                "headers": [
                     ("idempotency-key", delivery.idempotency_key.encode()),
                     ("event", (delivery.event or "").encode()),
                     ("version", str(delivery.version).encode()),
                 ],
-                on_delivery=acknowledged,
-            )
-        except BufferError as exc:
-            raise TargetUnavailableError(self.name, f"producer queue full: {exc}") from exc
-        except KafkaException as exc:
-            raise self._classify(exc.args[0] if exc.args else None, str(exc)) from exc
-        # message.timeout.ms bounds the wait: the callback always comes by then.
+                "on_delivery": acknowledged,
+            }
+            try:
+                try:
+                    self._producer.produce(self.spec.topic, **record)
+                except BufferError:
+                    # The producer's queue is full: let it drain, then try once more.
+                    self._producer.flush(self.delivery.timeout_seconds)
+                    self._producer.produce(self.spec.topic, **record)
+            except BufferError as exc:
+                raise TargetUnavailableError(self.name, f"producer queue full: {exc}") from exc
+            except KafkaException as exc:
+                raise self._classify(exc.args[0] if exc.args else None, str(exc)) from exc
+        # message.timeout.ms bounds the wait: every callback comes by then.
         self._producer.flush(self.delivery.timeout_seconds + 1)
-        if not done.is_set():
+        if len(outcomes) < len(deliveries):
             raise TargetUnavailableError(self.name, "no acknowledgement from the broker in time")
-        error = outcome[0]
-        if error is not None:
-            raise self._classify(error, error.str())
+        failures = [error for error in outcomes if error is not None]
+        if failures:
+            errors = [self._classify(error, error.str()) for error in failures]
+            rejected = [e for e in errors if isinstance(e, DeliveryRejectedError)]
+            raise (rejected or errors)[0]
 
     def _classify(
         self, error: KafkaError | None, detail: str
