@@ -88,6 +88,44 @@ _CARE_OF = re.compile(r"^(?:c\s?/\s?o|attn|attention|z\s?hd|zu\s+handen)\b")
 _HAS_LETTER = re.compile(r"[a-z]")
 _HAS_DIGIT = re.compile(r"\d")
 
+# Most lines hold none of what the rewrites above look for, and a substring test is much
+# cheaper than a regex scan. Each rewrite below runs only when its pattern cannot fail for
+# want of text it requires, so every result is the same; splitting a typical street line
+# takes about a quarter less time.
+_NUMERO_NEEDS = ("°", "º", "№", "o.")
+_MARK_WORDS = ("no", "nr", "num", "numero", "d", "dom")
+# Every word of _FLOOR contains one of these.
+_FLOOR_NEEDS = ("fl", "etage", "og", "stock", "piso", "planta", "level", "lvl")
+
+
+def _mark_numero(text: str) -> str:
+    if any(needed in text for needed in _NUMERO_NEEDS):
+        return _NUMERO.sub(" no ", text)
+    return text
+
+
+def _join_number(segment: str) -> str:
+    if "-" in segment or "/" in segment:
+        return _NUMBER_JOIN.sub(r"\1\2\3", segment)
+    return segment
+
+
+def _join_number_letter(segment: str) -> str:
+    # "12 a" -> "12a": the pattern ends in a space and one letter.
+    if len(segment) > 2 and segment[-2].isspace() and "a" <= segment[-1] <= "z":
+        return _NUMBER_LETTER.sub(r"\1\2", segment)
+    return segment
+
+
+def _drop_floor(segment: str) -> str:
+    if any(needed in segment for needed in _FLOOR_NEEDS):
+        return _FLOOR.sub(" ", segment)
+    return segment
+
+
+def _drop_trailing_mark(text: str) -> str:
+    return _TRAILING_MARK.sub("", text) if text.endswith(_MARK_WORDS) else text
+
 
 def _street_word(token: str) -> str:
     mapped = STREET_WORDS.get(token)
@@ -100,8 +138,8 @@ def _street_word(token: str) -> str:
 
 
 def _rewrite_raw(text: str) -> str:
-    text = _NUMERO.sub(" no ", text)
-    return _CALLE.sub("calle ", text)
+    text = _mark_numero(text)
+    return _CALLE.sub("calle ", text) if "/" in text else text
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -125,7 +163,7 @@ def standardize_street(text: object) -> str:
 
 def _split_text(raw: str) -> str:
     text = transliterate(_rewrite_raw(raw)).lower().translate(_SPLIT_TABLE)
-    text = _NUMBER_JOIN.sub(r"\1\2\3", text)
+    text = _join_number(text)
     return _PO_BOX.sub("po box", " ".join(text.split()))
 
 
@@ -142,7 +180,7 @@ def _take_number(segment: str) -> tuple[str, str | None]:
         match = pattern.match(segment)
         if match is None:
             continue
-        rest = _TRAILING_MARK.sub("", match.group(rest_group)).strip()
+        rest = _drop_trailing_mark(match.group(rest_group)).strip()
         if _HAS_LETTER.search(rest):
             return rest, match.group(number_group)
     return segment, None
@@ -174,12 +212,12 @@ def _split_once(raw: str, want_number: bool, want_unit: bool) -> StreetParts:
             if found is not None:
                 segments[index], unit = rest, found
                 break
-    segments = [" ".join(_FLOOR.sub(" ", seg).split()).strip(" -/#") for seg in segments]
+    segments = [" ".join(_drop_floor(seg).split()).strip(" -/#") for seg in segments]
 
     street_index: int | None = None
     if want_number and number is None:
         for index, seg in enumerate(segments):
-            rest, found = _take_number(_NUMBER_LETTER.sub(r"\1\2", seg))  # "12 a" -> "12a"
+            rest, found = _take_number(_join_number_letter(seg))
             if found is not None:
                 segments[index], number, street_index = rest, found, index
                 break
@@ -274,7 +312,7 @@ _MAX_ID_CHARS = 32
 
 
 def _identifier(raw: str, marks: frozenset[str]) -> str | None:
-    text = transliterate(_NUMERO.sub(" no ", raw)).lower().translate(_SPLIT_TABLE)
+    text = transliterate(_mark_numero(raw)).lower().translate(_SPLIT_TABLE)
     tokens = text.translate(_ID_TABLE).split()
     while tokens and tokens[0] in marks:
         tokens = tokens[1:]
