@@ -20,6 +20,8 @@ import json
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
+
 # The source record columns a state compares with what was read, to write only what changed.
 SOURCE_RECORD_TRACKED: Final = (
     "validation_errors",
@@ -42,8 +44,16 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def to_json(value: Any) -> str:
-    """``value`` as JSON text for a JSONB column (compact; the database normalises it)."""
-    return _ENCODER.encode(value)
+    """``value`` as JSON text for a JSONB column (compact; the database normalises it).
+
+    orjson first (a tenth of the standard encoder's time, which was a tenth of the apply
+    thread's); what it does not take (integers beyond 64 bits, keys that are not strings,
+    strings with lone surrogates) goes through the standard encoder as before.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is one
+        return _ENCODER.encode(value)
 
 
 def _decoded(text: str | None) -> Any:
