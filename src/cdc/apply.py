@@ -175,6 +175,9 @@ class ApplyLoop:
             (``hub.model.SnapshotEnd``). Only for a capture that delivers each snapshot whole
             and in order, one source per loop: the embedded engine. Off for Kafka, where a
             worker sees a share of the partitions.
+        snapshot_delete_limit: the largest share of a table's live rows one completed snapshot
+            may delete (``SnapshotEnd.max_absent_fraction``); above it nothing is deleted and
+            an error is logged.
     """
 
     def __init__(
@@ -190,6 +193,7 @@ class ApplyLoop:
         clock: Callable[[], datetime] = utc_now,
         seed: int | None = None,
         reconcile_snapshots: bool = False,
+        snapshot_delete_limit: float = 0.5,
     ) -> None:
         self.hub = hub
         self.mapper = mapper
@@ -202,6 +206,7 @@ class ApplyLoop:
         self._rng = random.Random(seed)
         self._snapshot_started: dict[str, datetime] = {}
         self.reconcile_snapshots = reconcile_snapshots
+        self.snapshot_delete_limit = snapshot_delete_limit
         self._snapshot: _SnapshotSeen | None = None
         self._dead_since_streamed = 0
         """Messages dead-lettered since the last streamed change (any snapshot's among them)."""
@@ -294,6 +299,16 @@ class ApplyLoop:
                 "%s: %d source rows absent from the completed snapshot marked deleted",
                 self.label,
                 result.absent_from_snapshot,
+            )
+        for refused in result.absent_refused:
+            logger.error(
+                "%s: a completed snapshot no longer has %s, more than %.0f%% of the table:"
+                " none was marked deleted. If the source really lost them, raise"
+                " capture.snapshot_delete_limit for this source, then `mdh cdc reset` and"
+                " restart to snapshot again.",
+                self.label,
+                refused,
+                self.snapshot_delete_limit * 100,
             )
 
         # 7. metrics of the committed batch
@@ -403,7 +418,10 @@ class ApplyLoop:
                 self._dead_since_streamed,
             )
             return []
-        return [SnapshotEnd(system, name, change.position) for system, name in done]
+        return [
+            SnapshotEnd(system, name, change.position, self.snapshot_delete_limit)
+            for system, name in done
+        ]
 
     def _dead_letter(
         self, message: RawMessage, envelope: ChangeEnvelope | None, exc: PoisonMessageError

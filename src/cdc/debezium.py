@@ -115,6 +115,18 @@ class PostgresSource(BaseModel):
     heartbeat_interval_ms: int = Field(default=10_000, ge=0)
     extra_properties: Mapping[str, str] = Field(default_factory=dict)
     """Any other Debezium property; these win over the ones built here."""
+    snapshot_delete_limit: float = Field(default=0.5, ge=0, le=1)
+    """Not Debezium's: the largest share of a table's live rows one completed snapshot may
+    mark deleted in the hub (``cdc.apply.ApplyLoop``)."""
+
+    @property
+    def snapshots_whole_tables(self) -> bool:
+        """Whether a snapshot reads every row of its tables (no select override), so rows it
+        does not read were deleted."""
+        mode = self.extra_properties.get("snapshot.mode", self.snapshot_mode)
+        return mode != "custom" and not any(
+            key.startswith("snapshot.select.statement.overrides") for key in self.extra_properties
+        )
 
     @field_validator("name")
     @classmethod

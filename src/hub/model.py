@@ -326,6 +326,14 @@ class SnapshotEnd:
     table: str
     position: SourcePosition
     """The snapshot's position (its LSN and start), given to the deletions."""
+    max_absent_fraction: float = 1.0
+    """The largest share of the table's live rows the end may delete. Above it (and above
+    ``ABSENT_FLOOR`` rows) nothing is deleted and the apply result names the table: a snapshot
+    that read only part of a table, on purpose or by mistake, must not retire the rest."""
+
+
+ABSENT_FLOOR = 10
+"""So many rows absent from a snapshot are deleted whatever share of the table they are."""
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,9 @@ class ApplyResult:
     absent_from_snapshot: int = 0
     """Live source rows a completed snapshot no longer had: marked deleted (also counted in
     ``deleted``)."""
+    absent_refused: tuple[str, ...] = ()
+    """Tables whose rows absent from a completed snapshot were too many to delete
+    (``SnapshotEnd.max_absent_fraction``), each as ``system/table: N of M live rows``."""
 
 
 @dataclass(frozen=True)

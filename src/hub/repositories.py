@@ -288,15 +288,16 @@ def find_keyless_duplicate(
     return session.exec(statement).first()
 
 
-def live_pks_before(session: Session, system: str, table: str, lsn: int) -> list[str]:
-    """Primary keys of one table's live source rows stored at an LSN below ``lsn``."""
+def live_pks_before(session: Session, system: str, table: str, lsn: int) -> tuple[list[str], int]:
+    """Primary keys of one table's live source rows stored at an LSN below ``lsn``, and how
+    many live rows the table has."""
     with SqlBatch(session) as batch:
         pending = batch.query(
-            "SELECT pk FROM source_records WHERE system = %(system)s"
-            " AND source_table = %(table)s AND pk IS NOT NULL AND NOT deleted"
-            " AND lsn < %(lsn)s ORDER BY pk",
+            "SELECT count(*), coalesce(array_agg(pk ORDER BY pk) FILTER (WHERE lsn < %(lsn)s),"
+            " '{}') FROM source_records WHERE system = %(system)s"
+            " AND source_table = %(table)s AND pk IS NOT NULL AND NOT deleted",
             {"system": system, "table": table, "lsn": lsn},
-            lambda rows: [str(r[0]) for r in rows],
+            lambda rows: ([str(pk) for pk in rows[0][1]], int(rows[0][0])),
         )
     return pending.result()
 

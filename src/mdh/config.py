@@ -9,6 +9,7 @@ Example (every section is optional; without a file the built-in defaults apply):
         connection: postgresql://mdh:${CRM_PASSWORD}@crm-db:5432/crm
         # or: {host: crm-db, port: 5432, database: crm, user: mdh, password: ${CRM_PASSWORD}}
         capture: {snapshot_mode: initial}    # optional Debezium settings for this source
+        # and snapshot_delete_limit: 0.5 (the share of a table a re-snapshot may retire)
         tables:                              # ...the captured tables are the mapped ones
           public.customer:
             primary_key: id
@@ -123,6 +124,7 @@ class CaptureOptions(BaseModel):
     max_batch_size: int = Field(default=2048, ge=1)
     heartbeat_interval_ms: int = Field(default=10_000, ge=0)
     extra_properties: dict[str, str] = Field(default_factory=dict)
+    snapshot_delete_limit: float = Field(default=0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ FULL_CONFIG = """
 sources:
   crm:
     connection: postgresql://mdh:${CRM_PASSWORD}@crm-db:5433/crm
-    capture: {snapshot_mode: never, decimal_handling_mode: string}
+    capture: {snapshot_mode: never, decimal_handling_mode: string, snapshot_delete_limit: 0.9}
     tables:
       customer:
         primary_key: id
@@ -145,7 +145,9 @@ def test_a_full_config_file(tmp_path: Path) -> None:
     assert crm.password.get_secret_value() == "p@ss"
     assert crm.tables == ("public.customer",)
     assert crm.snapshot_mode == "never"
+    assert crm.snapshot_delete_limit == 0.9
     erp = config.connections["erp"].postgres_source()
+    assert erp.snapshot_delete_limit == 0.5
     assert erp.password.get_secret_value() == "secret"
     assert erp.tables == ("sales.partner",)
     assert config.capture.transport == "kafka"

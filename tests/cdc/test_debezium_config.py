@@ -55,9 +55,22 @@ def test_options_and_overrides(tmp_path: Path) -> None:
     assert properties["snapshot.mode"] == "no_data"
 
 
+def test_only_whole_table_snapshots_retire_the_rows_they_do_not_read() -> None:
+    assert _source().snapshots_whole_tables
+    assert _source().snapshot_delete_limit == 0.5
+    override = {
+        "snapshot.select.statement.overrides": "public.customer",
+        "snapshot.select.statement.overrides.public.customer": "SELECT * FROM customer WHERE x",
+    }
+    assert not _source(extra_properties=override).snapshots_whole_tables
+    assert not _source(snapshot_mode="custom").snapshots_whole_tables
+    assert not _source(extra_properties={"snapshot.mode": "custom"}).snapshots_whole_tables
+
+
 @pytest.mark.parametrize(
     "options",
     [
+        {"snapshot_delete_limit": 1.5},
         {"name": "CRM"},
         {"name": "crm-eu"},
         {"name": "1crm"},

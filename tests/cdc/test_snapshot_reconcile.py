@@ -11,8 +11,10 @@ built here in its plain JSON form, snapshot markers as Debezium 3.6 sets them.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from cdc_testkit import SOURCES_YAML
 from sqlalchemy.engine import Engine
@@ -91,9 +93,11 @@ def _snapshot(pks: list[int], lsn: int, ts_ms: int) -> list[RawMessage]:
     ]
 
 
-def _loop(hub: HubServices, *, reconcile: bool = True) -> ApplyLoop:
+def _loop(hub: HubServices, *, reconcile: bool = True, limit: float = 0.5) -> ApplyLoop:
     mapper = ChangeMapper(load_source_mappings(SOURCES_YAML))
-    return ApplyLoop(hub, mapper, label="crm", reconcile_snapshots=reconcile)
+    return ApplyLoop(
+        hub, mapper, label="crm", reconcile_snapshots=reconcile, snapshot_delete_limit=limit
+    )
 
 
 def _sources(engine: Engine) -> dict[str, bool]:
@@ -226,3 +230,38 @@ def test_rows_stored_past_the_snapshot_are_untouched(
     loop.apply([_message("c", 9, lsn=9_000, ts_ms=T0 + 30_000)])
     loop.apply(_snapshot([1], lsn=5_000, ts_ms=T0 + 60_000))
     assert _sources(cdc_hub_engine) == {"1": False, "2": True, "9": False}
+
+
+def test_a_snapshot_missing_most_of_a_table_deletes_nothing_and_says_so(
+    hub: HubServices, cdc_hub_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = _loop(hub)
+    loop.apply(_snapshot(list(range(1, 21)), lsn=1_000, ts_ms=T0))
+    # the new snapshot reads 5 of the 20 rows (a select override, a half-restored source...)
+    with caplog.at_level(logging.ERROR, logger="cdc.apply"):
+        outcome = loop.apply(_snapshot([1, 2, 3, 4, 5], lsn=5_000, ts_ms=T0 + 60_000))
+    assert outcome.result is not None
+    assert outcome.result.absent_from_snapshot == 0
+    assert outcome.result.absent_refused == ("crm/public.customer: 15 of 20 live rows",)
+    assert not any(_sources(cdc_hub_engine).values()), "nothing deleted"
+    assert "raise capture.snapshot_delete_limit" in caplog.text
+
+
+def test_the_limit_can_be_raised(hub: HubServices, cdc_hub_engine: Engine) -> None:
+    loop = _loop(hub, limit=1.0)
+    loop.apply(_snapshot(list(range(1, 21)), lsn=1_000, ts_ms=T0))
+    outcome = loop.apply(_snapshot([1, 2, 3, 4, 5], lsn=5_000, ts_ms=T0 + 60_000))
+    assert outcome.result is not None
+    assert outcome.result.absent_from_snapshot == 15
+    assert sum(_sources(cdc_hub_engine).values()) == 15
+
+
+def test_a_few_absent_rows_go_whatever_share_they_are(
+    hub: HubServices, cdc_hub_engine: Engine
+) -> None:
+    loop = _loop(hub)
+    loop.apply(_snapshot(list(range(1, 13)), lsn=1_000, ts_ms=T0))
+    outcome = loop.apply(_snapshot([1, 2], lsn=5_000, ts_ms=T0 + 60_000))  # 10 of 12 absent
+    assert outcome.result is not None
+    assert outcome.result.absent_from_snapshot == 10
+    assert outcome.result.absent_refused == ()

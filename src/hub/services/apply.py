@@ -61,6 +61,7 @@ from hub.errors import InvalidChangeError
 from hub.history import HistoryEventKind
 from hub.matcher import Matcher, MatchScore, PreparingMatcher
 from hub.model import (
+    ABSENT_FLOOR,
     BatchPosition,
     CanonicalParty,
     ChangeOp,
@@ -214,6 +215,7 @@ class BatchApply:
         self.absent: set[SourceKey] = set()
         """Rows a completed snapshot no longer had (their deletions were added to the batch)."""
         self.absent_deleted = 0
+        self.absent_refused: list[str] = []
         self.preparing = matcher if isinstance(matcher, PreparingMatcher) else None
         # Prepared features by source record id, with the features they were prepared from.
         self.prepared: dict[int, tuple[dict[str, Any], Any]] = {}
@@ -355,6 +357,7 @@ class BatchApply:
             review_tasks_opened=() if opened is None else tuple(opened.result()),
             dead_letters=len(dead_letters),
             absent_from_snapshot=self.absent_deleted,
+            absent_refused=tuple(self.absent_refused),
         )
 
     # --- step 0 --------------------------------------------------------------------------
@@ -372,10 +375,21 @@ class BatchApply:
             in_batch = {
                 c.key.pk for c in changes if (c.key.system, c.key.table) == (end.system, end.table)
             }
-            for pk in repo.live_pks_before(self.session, end.system, end.table, end.position.lsn):
-                key = SourceKey(end.system, end.table, pk)
-                if pk in in_batch or key in self.absent:
-                    continue
+            before, live = repo.live_pks_before(
+                self.session, end.system, end.table, end.position.lsn
+            )
+            absent = [
+                key
+                for pk in before
+                if pk not in in_batch
+                and (key := SourceKey(end.system, end.table, pk)) not in self.absent
+            ]
+            if len(absent) > ABSENT_FLOOR and len(absent) > end.max_absent_fraction * live:
+                self.absent_refused.append(
+                    f"{end.system}/{end.table}: {len(absent)} of {live} live rows"
+                )
+                continue
+            for key in absent:
                 self.absent.add(key)
                 deletions.append(
                     SourceChange(

@@ -176,6 +176,7 @@ def _run_embedded(
     log_dir = settings.home.expanduser().absolute() / "logs"
     engines: list[DebeziumSource] = []
     for connection in connections:
+        source = connection.postgres_source()
         loop = ApplyLoop(
             hub,
             _mapper(config),
@@ -183,10 +184,11 @@ def _run_embedded(
             metrics=metrics,
             stop=stop,
             max_message_bytes=config.capture.max_message_bytes,
-            reconcile_snapshots=True,
+            reconcile_snapshots=source.snapshots_whole_tables,
+            snapshot_delete_limit=source.snapshot_delete_limit,
         )
         engine = DebeziumSource(
-            connection.postgres_source(),
+            source,
             cdc_dir(settings) / connection.name,
             loop,
             log_dir=log_dir,

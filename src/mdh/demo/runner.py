@@ -378,6 +378,7 @@ class DemoRunner:
         log_dir = self.home / "logs"
         for connection in self._connections():
             mapper = _Tracker(self, connection.name, self.config.mappings, self.references)
+            source = connection.postgres_source()
             loop = ApplyLoop(
                 self.hub,
                 mapper,
@@ -385,10 +386,11 @@ class DemoRunner:
                 metrics=self.metrics,
                 stop=self._stop,
                 max_message_bytes=self.config.capture.max_message_bytes,
-                reconcile_snapshots=True,
+                reconcile_snapshots=source.snapshots_whole_tables,
+                snapshot_delete_limit=source.snapshot_delete_limit,
             )
             engine = DebeziumSource(
-                connection.postgres_source(),
+                source,
                 self._capture_dir(connection.name),
                 loop,
                 log_dir=log_dir,
