@@ -7,16 +7,19 @@ is killed (SIGKILL: no leave, no last offset commit) while it applies, another j
 
 What equal means: the same golden records (identified by their member source records; golden
 ids are drawn in commit order, which concurrent workers do not fix), each with the same
-attributes, status, version, history event kinds (in any order) and outbox rows per target;
-the same dead letters and source records. Open review tasks are left out of the comparison: which record
-opens a task for a pair, and which tasks a later re-match supersedes, follows arrival order,
-which differs between two single-worker runs as well.
+attributes and status; every id merged away resolving to one of them; the same dead letters
+and source records (``workers_kit.hub_state``). Versions, history and outbox counts are the
+path, not the result: two records of one customer that reach two workers before the record
+that bridges them each get a golden record, merged later, where one worker may link them
+directly (the suite saw it once in about ten runs). Each run's history and outbox are checked
+for doubles and gaps instead: versions 1..n once each, one outbox row per target and version.
+Open review tasks are left out: which record opens a task for a pair, and which tasks a later
+re-match supersedes, follows arrival order, which differs between two single-worker runs too.
 
 The workers run infra/mdh.yaml as compose does, with the demo's enrichment joins reading the
 source databases (seeded with the world the stream was made from).
 
-Batches of one message make a golden record's version count independent of how messages were
-batched, so the history and outbox counts of the two runs can be compared exactly.
+Batches of one message keep the single worker's run comparable from one run to the next.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from workers_kit import (
     StreamProducer,
     Worker,
     applied_offsets,
+    bookkeeping_problems,
     caught_up,
     create_topics,
     demo_change_stream,
@@ -199,15 +203,24 @@ def test_two_workers_with_a_rebalance_produce_what_one_worker_does(
     finally:
         assert single.stop() == 0, single.output()
     expected = hub_state(single_db)
-    assert expected["golden_count"] > 100
+    assert len(expected["goldens"]) > 100
     assert expected["dead_letters"] == 0
+    targets = _targets(single_db)
+    assert targets >= 3
+    assert bookkeeping_problems(single_db, targets) == []
 
     actual = hub_state(group_db)
     assert actual == expected, differences(expected, actual)
+    assert bookkeeping_problems(group_db, targets) == []
     # the demo's joins ran in the workers: billing accounts carry their bill-to's address
     assert _joined_billing_accounts(group_db) > CUSTOMERS // 4
     single_db.dispose()
     group_db.dispose()
+
+
+def _targets(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(DISTINCT target) FROM outbox")).scalar_one())
 
 
 def _joined_billing_accounts(engine: sa.Engine) -> int:
