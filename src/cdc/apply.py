@@ -13,7 +13,9 @@ at-least-once delivery depends on this order:
 3. Snapshot reads are dated to the earliest read of their snapshot seen here (see *Positions*).
 4. One ``HubServices.apply_changes`` call stores the changes, the batch position (when the
    source has one) and the dead letters in one database transaction: a dead letter is stored
-   exactly when the batch that carried it is.
+   exactly when the batch that carried it is. With ``reconcile_snapshots``, the batch that
+   carries a table's last snapshot read also hands over a ``SnapshotEnd``: the hub marks the
+   table's rows the snapshot no longer read deleted in that transaction.
 5. A transient failure (database unreachable, serialization failure or deadlock the hub could
    not resolve) re-runs step 4 after an exponential backoff with jitter, for as long as it
    takes; nothing is acknowledged meanwhile. A stop request during the wait raises
