@@ -246,6 +246,10 @@ class MatchingConfig(BaseModel):
             model = MatchModel.load(_resolve(base, self.model))
         else:
             model = MatchModel.untrained(self._spec(base))
+        return self.with_thresholds(model)
+
+    def with_thresholds(self, model: MatchModel) -> MatchModel:
+        """``model`` with the thresholds this section sets (those it leaves out stay)."""
         if self.match_probability is None and self.review_probability is None:
             return model
         spec = dataclasses.replace(

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
@@ -72,6 +72,15 @@ def stop_on_signals(stop: threading.Event, logger: logging.Logger, then: str) ->
         logger.info("signal %d: stopping after %s", signum, then)
         stop.set()
 
+    with handling_signals(handler):
+        yield
+
+
+@contextlib.contextmanager
+def handling_signals(
+    handler: Callable[[int, FrameType | None], None],
+) -> Iterator[None]:
+    """While inside, ``handler`` takes SIGINT and SIGTERM; the previous handlers come back."""
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from mdh.demo.evaluation import QualityReport
 from mdh.demo.runner import DemoOptions, DemoRunner, DemoStatus
 from mdh.demo.schemas import DemoError
 from mdh.embedded_pg import EmbeddedPostgresError
+from mdh.runtime import handling_signals
 from mdh.settings import Settings
 
 console = Console()
@@ -145,12 +145,8 @@ def _signals(runner: DemoRunner, stop: threading.Event) -> Iterator[None]:
             raise KeyboardInterrupt
         stop.set()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handling_signals(handler):
         yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 def _log_to_file(settings: Settings) -> None:

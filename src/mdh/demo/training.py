@@ -203,15 +203,7 @@ def _with_identifier_u(
 def with_demo_thresholds(model: MatchModel) -> MatchModel:
     """The model with the thresholds the demo uses: ``demo.yaml``'s ``matching:`` section
     overrides the spec's (``MatchingSettings.build_matcher``)."""
-    matching = _demo_config().matching
-    if matching.match_probability is None and matching.review_probability is None:
-        return model
-    spec = dataclasses.replace(
-        model.spec,
-        match_probability=matching.match_probability or model.spec.match_probability,
-        review_probability=matching.review_probability or model.spec.review_probability,
-    )
-    return dataclasses.replace(model, spec=spec)
+    return _demo_config().matching.with_thresholds(model)
 
 
 def train_demo_model(config: GeneratorConfig, spec: MatchSpec | None = None) -> MatchModel:
